@@ -1,0 +1,230 @@
+"""Articles, the Sources that publish them, and the bookkeeping that keeps imports non-destructive."""
+
+import math
+
+from django.db import models
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+#: Average adult silent-reading speed used for the reading-time estimate.
+WORDS_PER_MINUTE = 230
+
+#: The article fields a seed file provides, and so the fields the importer merges.
+SEED_FIELDS = ("title", "summary", "body", "source", "cited_source")
+
+
+class Source(models.Model):
+    """A publisher or outlet: who originally published an article, or whose report it cites."""
+
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    slug = models.SlugField(_("slug"), max_length=220, unique=True, allow_unicode=True)
+    homepage_url = models.URLField(_("homepage URL"), blank=True)
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("source")
+        verbose_name_plural = _("sources")
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("articles:source_detail", kwargs={"slug": self.slug})
+
+
+class ArticleQuerySet(models.QuerySet):
+    """Who may see what, written once and used by views, feeds, sitemaps, search and the admin."""
+
+    def published(self, *, now=None):
+        """Published articles whose time has come.
+
+        An article with a future ``published_at`` is *scheduled*: it appears by itself at that moment,
+        because visibility is decided at query time rather than by a job flipping a flag.
+        """
+        return self.filter(status=Article.Status.PUBLISHED, published_at__lte=now or timezone.now())
+
+    def scheduled(self, *, now=None):
+        return self.filter(status=Article.Status.PUBLISHED, published_at__gt=now or timezone.now())
+
+    def drafts(self):
+        return self.filter(status=Article.Status.DRAFT)
+
+    def newest_first(self):
+        # The id tie-breaker keeps pagination stable when many articles share a publication time.
+        return self.order_by("-published_at", "-id")
+
+    def with_sources(self):
+        return self.select_related("source", "cited_source")
+
+    def from_seeds(self):
+        return self.exclude(seed_identity=None)
+
+
+class Article(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        PUBLISHED = "published", _("Published")
+        ARCHIVED = "archived", _("Archived")
+
+    title = models.CharField(_("title"), max_length=300)
+    slug = models.SlugField(
+        _("slug"),
+        max_length=120,
+        unique=True,
+        allow_unicode=True,
+        help_text=_("The address of the article. Derived from the title; never changed by a re-import."),
+    )
+    summary = models.TextField(_("summary"), blank=True, help_text=_("The dek shown in listings."))
+    body = models.TextField(_("body"), help_text=_("Plain text; paragraphs separated by a blank line."))
+    source = models.ForeignKey(
+        Source,
+        verbose_name=_("source"),
+        on_delete=models.PROTECT,
+        related_name="articles",
+        null=True,
+        blank=True,
+        help_text=_("The publisher from the “Originally published at” line."),
+    )
+    cited_source = models.ForeignKey(
+        Source,
+        verbose_name=_("cited outlet"),
+        on_delete=models.PROTECT,
+        related_name="cited_articles",
+        null=True,
+        blank=True,
+        help_text=_("The outlet from “Read the full report at …”."),
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.DRAFT)
+    published_at = models.DateTimeField(_("publication time"), default=timezone.now, db_index=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    #: Optimistic-locking counter: a form carries the version it was opened at, and a save
+    #: from a stale form is refused instead of silently overwriting another editor's change.
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
+
+    # --- Import provenance ---------------------------------------------------------------
+    seed_identity = models.CharField(
+        _("seed identity"),
+        max_length=255,
+        unique=True,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("The seed file's name without extension; decides create or update on import."),
+    )
+    seed_sha256 = models.CharField(_("seed SHA-256"), max_length=64, blank=True, editable=False)
+    imported_at = models.DateTimeField(_("imported at"), null=True, blank=True, editable=False)
+    edited_since_import = models.BooleanField(_("edited since import"), default=False, editable=False)
+    #: What the importer last wrote (title, summary, body and the source names). A re-import
+    #: compares three ways (this baseline, the article now, the new seed) to tell which fields an
+    #: editor changed and must keep.
+    imported_fields = models.JSONField(_("imported fields"), null=True, blank=True, editable=False)
+
+    objects = ArticleQuerySet.as_manager()
+    history = HistoricalRecords(excluded_fields=["imported_fields"])
+
+    class Meta:
+        ordering = ["-published_at", "-id"]
+        verbose_name = _("article")
+        verbose_name_plural = _("articles")
+        indexes = [
+            models.Index(F("status"), F("published_at").desc(), F("id").desc(), name="article_listing_idx"),
+            models.Index(F("source"), F("published_at").desc(), name="article_source_idx"),
+            models.Index(F("cited_source"), F("published_at").desc(), name="article_cited_idx"),
+            models.Index(fields=["seed_sha256"], name="article_seed_sha_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "published", "archived"]), name="article_status_valid"
+            ),
+            models.CheckConstraint(condition=~Q(slug=""), name="article_slug_not_empty"),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    def get_absolute_url(self):
+        return reverse("articles:article_detail", kwargs={"slug": self.slug})
+
+    @property
+    def paragraphs(self) -> list[str]:
+        return [part for part in self.body.split("\n\n") if part.strip()]
+
+    @property
+    def word_count(self) -> int:
+        return len(self.body.split())
+
+    @property
+    def reading_time_minutes(self) -> int:
+        return max(1, math.ceil(self.word_count / WORDS_PER_MINUTE))
+
+    @property
+    def is_scheduled(self) -> bool:
+        return self.status == self.Status.PUBLISHED and self.published_at > timezone.now()
+
+    @property
+    def is_public(self) -> bool:
+        return self.status == self.Status.PUBLISHED and self.published_at <= timezone.now()
+
+    def seed_field_values(self) -> dict[str, str | None]:
+        """The current values of the fields a seed provides, in the form the importer records."""
+        return {
+            "title": self.title,
+            "summary": self.summary,
+            "body": self.body,
+            "source": self.source.name if self.source_id else None,
+            "cited_source": self.cited_source.name if self.cited_source_id else None,
+        }
+
+
+class SlugRedirect(models.Model):
+    """An address an article used to have, kept so old links answer with a 301 to the new one."""
+
+    old_slug = models.SlugField(_("old slug"), max_length=120, unique=True, allow_unicode=True)
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="slug_redirects")
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("slug redirect")
+        verbose_name_plural = _("slug redirects")
+
+    def __str__(self):
+        return f"{self.old_slug} → {self.article.slug}"
+
+
+class ContentVersion(models.Model):
+    """A single counter bumped whenever public content changes.
+
+    It lives in the database, not in a cache, so every gunicorn worker and every host sees the same
+    value: caches and ETags keyed on it are invalidated everywhere by the very next request.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    counter = models.BigIntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="content_version_singleton")]
+
+    def __str__(self):
+        return f"content version {self.counter}"
+
+    @classmethod
+    def current(cls) -> int:
+        return cls.objects.filter(pk=1).values_list("counter", flat=True).first() or 0
+
+    @classmethod
+    def bump(cls) -> None:
+        """Advance the counter atomically (an UPDATE of one row, safe across processes)."""
+        updated = cls.objects.filter(pk=1).update(counter=F("counter") + 1, changed_at=timezone.now())
+        if not updated:
+            cls.objects.get_or_create(pk=1)
+            cls.objects.filter(pk=1).update(counter=F("counter") + 1, changed_at=timezone.now())
