@@ -29,8 +29,11 @@ run: $(INSTALLED)
 	$(RUN_ENV) $(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/admin/
 	$(RUN_ENV) exec $(BIN)/gunicorn newsroom.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile -
 
+# The whole suite twice: on SQLite, then on a throwaway PostgreSQL cluster (tests/with_postgres.py
+# starts it, and stops and removes it afterwards, also when tests fail). PYTEST_ARGS narrows both runs.
 test: $(INSTALLED)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python tests/with_postgres.py $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles

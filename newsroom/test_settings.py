@@ -12,6 +12,10 @@ os.environ.setdefault("NEWSROOM_VAR_DIR", tempfile.mkdtemp(prefix="newsroom-test
 from .settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file (in the per-run temporary folder), not the default in-memory database, so tests can
+    # start real gunicorn and manage.py processes against the same database (WAL, as in production).
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
 STORAGES = {
     **STORAGES,  # noqa: F405
     # The manifest storage needs collectstatic; tests render templates without it.
