@@ -44,6 +44,10 @@ class SeedError(Exception):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self):
+        # Errors travel back from the parsing worker process; pickle the two arguments, not the message.
+        return (SeedError, (self.path, self.reason))
+
 
 @dataclass(frozen=True)
 class SeedArticle:
