@@ -1,0 +1,78 @@
+"""Benchmark the seed importer: generate N seed files, import them into a fresh database, report.
+
+    .venv/bin/python bench/import.py                 # N=10,000 on SQLite
+    .venv/bin/python bench/import.py -n 100000       # the memory check
+    .venv/bin/python bench/import.py --database-url postgres://...   # an empty PostgreSQL database
+
+Prints articles/s for the import command (process start-up included, migrations not), the peak
+resident memory of the import, and the time of a second, all-unchanged run. Target (issue 2): at least
+5,000 articles/s at N=10,000 on SQLite on a 2-core machine, and flat memory up to N=100,000.
+"""
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from seedgen import write_seeds  # noqa: E402
+
+
+def manage(*args, env):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+
+
+def timed_import(seeds: Path, env) -> tuple[float, float, str]:
+    """Seconds, peak RSS in MB (of this import and its parsing worker) and the summary line."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    result = manage("import_seeds", str(seeds), env=env)
+    elapsed = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if result.returncode:
+        sys.exit(f"import failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    return elapsed, max(peak, before) / 1024, result.stdout.strip().splitlines()[-1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", "--count", type=int, default=10_000)
+    parser.add_argument("--database-url", help="an empty database to import into (default: a new SQLite file)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="newsroom-bench-import-"))
+    seeds = workdir / "seeds"
+    print(f"generating {args.count:,} seed files in {seeds} …", flush=True)
+    write_seeds(seeds, args.count)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "newsroom.settings",
+        "NEWSROOM_VAR_DIR": str(workdir),
+        "DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}",
+        "DJANGO_HTTPS": "0",
+    }
+    migrated = manage("migrate", "--noinput", env=env)
+    if migrated.returncode:
+        sys.exit(migrated.stderr)
+
+    elapsed, peak_mb, line = timed_import(seeds, env)
+    print(f"first import:  {line}")
+    print(f"  {elapsed:.2f} s, {args.count / elapsed:,.0f} articles/s, peak RSS {peak_mb:.0f} MB")
+    elapsed, _, line = timed_import(seeds, env)
+    print(f"re-import:     {line}")
+    print(f"  {elapsed:.2f} s, {args.count / elapsed:,.0f} files/s")
+    if not args.keep:
+        subprocess.run(["rm", "-rf", str(workdir)])
+
+
+if __name__ == "__main__":
+    main()
