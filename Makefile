@@ -27,7 +27,7 @@ run: $(INSTALLED)
 	$(RUN_ENV) $(BIN)/python manage.py import_seeds seeds || echo "Some seed files were rejected (listed above); the rest were imported."
 	$(RUN_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(RUN_ENV) $(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/admin/
-	$(RUN_ENV) exec $(BIN)/gunicorn newsroom.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile -
+	$(RUN_ENV) exec $(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT)
 
 # The whole suite twice: on SQLite, then on a throwaway PostgreSQL cluster (tests/with_postgres.py
 # starts it, and stops and removes it afterwards, also when tests fail). PYTEST_ARGS narrows both runs.

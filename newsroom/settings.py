@@ -8,6 +8,7 @@ start without a real secret key instead of inventing one.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -43,6 +44,12 @@ if DJANGO_ENV not in {"local", "production"}:
 PRODUCTION = DJANGO_ENV == "production"
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
+if PRODUCTION and DEBUG:
+    # Debug pages print settings, SQL and tracebacks to anyone who triggers an error.
+    raise ImproperlyConfigured(
+        "DJANGO_DEBUG=1 is refused in production (DJANGO_ENV=production): debug pages expose settings "
+        "and source code. Unset DJANGO_DEBUG, or use DJANGO_ENV=local on a development machine."
+    )
 
 
 def load_secret_key() -> str:
@@ -91,10 +98,15 @@ INSTALLED_APPS = [
     "django_filters",
     "simple_history",
     "articles",
+    "axes",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise, so static files carry the security headers too.
+    "newsroom.middleware.SecurityHeadersMiddleware",
+    # Turns a database outage into a 503 page instead of a 500 traceback.
+    "newsroom.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -103,6 +115,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "newsroom.urls"
@@ -144,6 +158,40 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Cache ----------------------------------------------------------------------------------
+# One gunicorn host: a per-process local-memory cache is enough, because cached pages are keyed on
+# the content version read from the database (articles/caching.py), never invalidated by messages.
+# Several hosts: CACHE_URL (or REDIS_URL) = redis://host:6379/0 shares one cache between them.
+CACHE_URL = os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL") or ""
+if CACHE_URL:
+    if not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"CACHE_URL must be a redis://, rediss:// or unix:// URL, not {CACHE_URL!r}.")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "newsroom",
+            # Fail fast: a slow or dead Redis makes pages uncached (articles/caching.py), not hung.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "newsroom",
+            "OPTIONS": {"MAX_ENTRIES": 5000},
+        }
+    }
+
+# --- Public page cache and conditional GET (articles/caching.py) ----------------------------
+NEWSROOM_PAGE_CACHE = env_bool("NEWSROOM_PAGE_CACHE", True)  # 0: render every page (benchmarks)
+NEWSROOM_PAGE_MAX_AGE = int(os.environ.get("NEWSROOM_PAGE_MAX_AGE", "60"))  # browsers and proxies
+NEWSROOM_PAGE_CACHE_TIMEOUT = int(os.environ.get("NEWSROOM_PAGE_CACHE_TIMEOUT", "600"))  # server cache
+# Part of every cache key and ETag, so a deploy with new templates never serves old renderings.
+# Unset: a fingerprint of the project's templates and code, the same on every host.
+NEWSROOM_RELEASE = os.environ.get("NEWSROOM_RELEASE", "")
+
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -152,6 +200,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+
+# Login throttling (django-axes): after NEWSROOM_LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one IP address, that pair is locked out for the cool-off period, even with the
+# right password. Attempts live in the database, so every gunicorn worker and host counts together.
+# Behind a proxy REMOTE_ADDR is the proxy's, so the lock becomes per username: stricter, not weaker.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # must come first: refuses locked-out credentials
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("NEWSROOM_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("NEWSROOM_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["ip_address", "username"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "lockout.html"
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -192,3 +254,22 @@ if env_bool("DJANGO_BEHIND_PROXY", HTTPS):
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy, sent on every response by newsroom.middleware.SecurityHeadersMiddleware.
+# Scripts and styles only from our own origin: no inline script, no inline style, no eval. A JSON-LD
+# <script type="application/ld+json"> block is data that browsers never execute, so it needs no
+# exception. frame-ancestors repeats X-Frame-Options for browsers that only read CSP.
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+if HTTPS:
+    CONTENT_SECURITY_POLICY["upgrade-insecure-requests"] = []
