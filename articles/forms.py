@@ -58,6 +58,15 @@ class ArticleAdminForm(forms.ModelForm):
         if "slug" in self.fields and publishing.has_public_address(instance):
             self.fields["slug"].widget.attrs.update({"readonly": True, "data-slug-lock": "change_slug"})
 
+    def clean_published_at(self):
+        published_at = self.cleaned_data["published_at"]
+        # The admin widget shows whole seconds; an untouched time must not lose its microseconds,
+        # or every first save would record a phantom change in the history.
+        original = self.instance.published_at
+        if published_at and original and published_at == original.replace(microsecond=0):
+            return original
+        return published_at
+
     def clean_slug(self):
         slug = self.cleaned_data["slug"]
         if SlugRedirect.objects.filter(old_slug=slug).exclude(article_id=self.instance.pk).exists():
@@ -139,3 +148,28 @@ class ArticleAdminForm(forms.ModelForm):
         """The article fields this form edits (the admin may narrow ``Meta.fields`` by fieldsets)."""
         declared = set(self.declared_fields)
         return [name for name in self.fields if name not in declared]
+
+
+class RevisionCompareForm(forms.Form):
+    """Two revisions of one object to compare: by default the newest one and the one before it.
+
+    ``revisions`` is the object's history (newest first) and must not be empty.
+    """
+
+    older = forms.ModelChoiceField(queryset=None, required=False)
+    newer = forms.ModelChoiceField(queryset=None, required=False)
+
+    def __init__(self, *args, revisions, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["older"].queryset = revisions
+        self.fields["newer"].queryset = revisions
+        self.revisions = revisions
+
+    def clean(self):
+        cleaned_data = super().clean()
+        newer = cleaned_data.get("newer") or self.revisions.first()
+        older = cleaned_data.get("older") or newer.prev_record or newer
+        if (older.history_date, older.pk) > (newer.history_date, newer.pk):
+            older, newer = newer, older
+        cleaned_data.update(older=older, newer=newer)
+        return cleaned_data

@@ -24,6 +24,7 @@ SOURCE_CHANGELIST = reverse("admin:articles_source_changelist")
 CHANGELIST_MAX_QUERIES = 10
 CHANGE_FORM_MAX_QUERIES = 7
 SOURCE_CHANGELIST_MAX_QUERIES = 6
+HISTORY_MAX_QUERIES = 7
 
 
 def make_editor(username: str) -> User:
@@ -89,6 +90,8 @@ def admin_urls(article):
         reverse("admin:articles_source_add"),
         reverse("admin:articles_source_change", args=[article.source_id]),
         reverse("admin:articles_source_history", args=[article.source_id]),
+        reverse("admin:articles_article_compare", args=[article.pk]),
+        reverse("admin:articles_source_compare", args=[article.source_id]),
         reverse("admin:articles_slugredirect_changelist"),
         reverse("admin:autocomplete") + "?app_label=articles&model_name=article&field_name=source&term=Sean",
     ]
@@ -253,6 +256,18 @@ def test_saving_an_article_written_here_does_not_claim_it_was_imported(editor_cl
     editor_client.post(change_url(article), form_data(article, summary="New dek."))
     article.refresh_from_db()
     assert article.summary == "New dek." and article.edited_since_import is False
+
+
+def test_an_untouched_publication_time_keeps_its_precision_and_a_new_one_is_saved(editor_client, article):
+    """The admin widget shows whole seconds; saving must neither drop microseconds nor ignore a change."""
+    original = article.published_at
+    assert original.microsecond
+    editor_client.post(change_url(article), form_data(article, summary="Touched."))
+    article.refresh_from_db()
+    assert article.published_at == original
+    editor_client.post(change_url(article), form_data(article, published_at_0="2026-01-02", published_at_1="09:30:00"))
+    article.refresh_from_db()
+    assert timezone.localtime(article.published_at).strftime("%Y-%m-%d %H:%M:%S.%f") == "2026-01-02 09:30:00.000000"
 
 
 def test_the_change_form_carries_the_version_it_was_opened_at(editor_client, article):
@@ -423,6 +438,42 @@ def test_a_revert_from_a_stale_form_is_refused(editor_client, other_editor_clien
     assert article.title == "Newer"
 
 
+def test_two_revisions_compare_as_a_word_diff_with_text_escaped(editor_client, article):
+    editor_client.post(change_url(article), form_data(article, title="Mayor <b>resigns</b> today"))
+    editor_client.post(change_url(article), form_data(article, body="One new paragraph."))
+    first, second, third = article.history.order_by("history_date")
+    compare = reverse("admin:articles_article_compare", args=[article.pk])
+
+    history = editor_client.get(reverse("admin:articles_article_history", args=[article.pk])).content.decode()
+    assert f'action="{compare}" id="compare-revisions"' in history
+    assert f'name="older" value="{second.pk}" form="compare-revisions" checked' in history
+    assert f"{compare}?newer={third.pk}" in history and f"{compare}?newer={first.pk}" not in history
+
+    newest = editor_client.get(compare).content.decode()  # the newest revision against the one before
+    assert '<th scope="row">Body</th>' in newest and "<ins>One</ins> <del>paragraph" in newest
+    assert '<th scope="row">Title</th>' not in newest
+    assert '<th scope="row">Publication time</th>' not in newest  # unchanged: no sub-second noise
+
+    # Chosen in either order, older first; the title is a word diff with the markup escaped.
+    response = editor_client.get(compare, {"older": third.pk, "newer": first.pk})
+    content = response.content.decode()
+    assert response.context["older"] == first and response.context["newer"] == third
+    assert "<ins>&lt;b&gt;resigns&lt;/b&gt;</ins>" in content
+    assert "<b>resigns" not in content
+
+
+@pytest.mark.parametrize("query", [{"older": "abc"}, {"newer": 999999}, {"older": "other-article"}])
+def test_comparing_unknown_revisions_is_a_404(editor_client, article, query):
+    if query.get("older") == "other-article":
+        query = {"older": ArticleFactory().history.first().pk}
+    response = editor_client.get(reverse("admin:articles_article_compare", args=[article.pk]), query)
+    assert response.status_code == 404
+
+
+def test_comparing_the_revisions_of_a_missing_article_is_a_404(editor_client):
+    assert editor_client.get(reverse("admin:articles_article_compare", args=[424242])).status_code == 404
+
+
 # --- Query counts ----------------------------------------------------------------------------------
 
 
@@ -462,6 +513,23 @@ def test_the_source_list_runs_the_same_queries_for_1_and_200_sources(
     editor_client, article, django_assert_max_num_queries
 ):
     _assert_flat(editor_client, SOURCE_CHANGELIST, lambda: _many(199), SOURCE_CHANGELIST_MAX_QUERIES, django_assert_max_num_queries)
+
+
+def test_the_history_page_runs_the_same_queries_for_2_and_30_revisions(
+    editor_client, other_editor_client, article, django_assert_max_num_queries
+):
+    """Each revision's changes are diffed on the page, sources included, without a query per row."""
+
+    def more_revisions():
+        for number in range(28):
+            client = editor_client if number % 2 else other_editor_client
+            new_sources = {"source": SourceFactory().pk, "cited_source": SourceFactory().pk}
+            client.post(change_url(article), form_data(article, title=f"Take {number}", **new_sources))
+
+    editor_client.post(change_url(article), form_data(article, title="Second take"))
+    url = reverse("admin:articles_article_history", args=[article.pk])
+    _assert_flat(editor_client, url, more_revisions, HISTORY_MAX_QUERIES, django_assert_max_num_queries)
+    assert article.history.count() == 30
 
 
 # --- Sources ---------------------------------------------------------------------------------------
