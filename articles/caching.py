@@ -34,7 +34,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache as page_cache
-from django.db.models import OuterRef, Subquery
+from django.db.models import Subquery
 from django.http import HttpResponse, HttpResponseNotModified
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
@@ -159,7 +159,8 @@ def public_page(max_age: int | None = None):
         def wrapper(request, *args, **kwargs):
             if not is_anonymous_read(request):
                 response = view(request, *args, **kwargs)
-                patch_cache_control(response, private=True)
+                # no-cache: an editor's browser asks again every time, so their own edit shows at once.
+                patch_cache_control(response, private=True, no_cache=True)
                 response[CACHE_STATUS_HEADER] = "bypass"
                 return response
 
@@ -178,7 +179,8 @@ def public_page(max_age: int | None = None):
                 return response
 
             # Weak comparison, as RFC 9110 prescribes for If-None-Match.
-            client_etags = {tag.removeprefix("W/") for tag in parse_etags(request.headers.get("If-None-Match", ""))}
+            client_etags = parse_etags(request.headers.get("If-None-Match", ""))
+            client_etags = {tag.removeprefix("W/") for tag in client_etags}
             if etag.removeprefix("W/") in client_etags or "*" in client_etags:
                 return finish(HttpResponseNotModified(), "not-modified")
 

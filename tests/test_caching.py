@@ -269,8 +269,7 @@ def test_signed_in_users_bypass_the_cache(client, django_user_model):
     for _ in range(2):
         response = client.get("/titles/")
         assert response["X-Page-Cache"] == "bypass"
-        assert "private" in response["Cache-Control"]
-        assert "public" not in response["Cache-Control"]
+        assert set(response["Cache-Control"].split(", ")) == {"private", "no-cache"}
         assert "ETag" not in response
     assert page_cache_urls.calls["titles"] == 3
 
@@ -349,8 +348,13 @@ def test_env_switch_turns_the_page_cache_off():
 
 
 def test_a_dead_cache_server_costs_a_render_not_the_page(client):
-    dead = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-                        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
+    dead = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
     ArticleFactory(title="Budget passes")
     with override_settings(CACHES=dead):
         response = client.get("/titles/")

@@ -122,7 +122,8 @@ def inline_code(html: str) -> list[str]:
     problems = [
         match.group(0) for match in INLINE_SCRIPT.finditer(html) if "application/ld+json" not in match.group(1)
     ]
-    problems += [m.group(0) for pattern in (INLINE_STYLE, EVENT_HANDLER, JAVASCRIPT_URL) for m in pattern.finditer(html)]
+    for pattern in (INLINE_STYLE, EVENT_HANDLER, JAVASCRIPT_URL):
+        problems += [match.group(0) for match in pattern.finditer(html)]
     return problems
 
 
@@ -167,7 +168,8 @@ def test_the_inline_code_detector_finds_what_csp_blocks(html):
 
 
 def test_the_inline_code_detector_allows_external_scripts_and_json_ld():
-    assert inline_code('<script src="/static/app.js" defer></script><script type="application/ld+json">{}</script>') == []
+    html = '<script src="/static/app.js" defer></script><script type="application/ld+json">{}</script>'
+    assert inline_code(html) == []
 
 
 # --- 503 during a database outage -----------------------------------------------------------

@@ -52,7 +52,8 @@ def production(**extra) -> dict:
 
 
 def setting(tmp_path, expression: str, **env) -> str:
-    result = run_manage(tmp_path, "shell", "--no-imports", "-c", f"from django.conf import settings; print({expression})", **env)
+    code = f"from django.conf import settings; print({expression})"
+    result = run_manage(tmp_path, "shell", "--no-imports", "-c", code, **env)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -167,7 +168,10 @@ def test_cache_backend_from_the_environment(tmp_path, env, backend):
 
 def test_cache_url_wins_over_redis_url(tmp_path):
     location = setting(
-        tmp_path, "settings.CACHES['default']['LOCATION']", CACHE_URL="redis://cache:6379/0", REDIS_URL="redis://other/0"
+        tmp_path,
+        "settings.CACHES['default']['LOCATION']",
+        CACHE_URL="redis://cache:6379/0",
+        REDIS_URL="redis://other/0",
     )
     assert location == "redis://cache:6379/0"
 
@@ -224,11 +228,15 @@ def test_gunicorn_defaults(monkeypatch):
 
 
 def test_gunicorn_environment_overrides(monkeypatch):
-    config = gunicorn_config(monkeypatch, GUNICORN_WORKERS="3", GUNICORN_BIND="0.0.0.0:9000", GUNICORN_TIMEOUT="60")
+    config = gunicorn_config(
+        monkeypatch, GUNICORN_WORKERS="3", GUNICORN_BIND="0.0.0.0:9000", GUNICORN_TIMEOUT="60"
+    )
     assert (config["workers"], config["bind"], config["timeout"]) == (3, ["0.0.0.0:9000"], 60)
 
 
-@pytest.mark.parametrize(("name", "value"), [("GUNICORN_WORKERS", "0"), ("GUNICORN_WORKERS", "many"), ("GUNICORN_TIMEOUT", "-1")])
+@pytest.mark.parametrize(
+    ("name", "value"), [("GUNICORN_WORKERS", "0"), ("GUNICORN_WORKERS", "many"), ("GUNICORN_TIMEOUT", "-1")]
+)
 def test_gunicorn_rejects_bad_numbers(monkeypatch, name, value):
     with pytest.raises(SystemExit, match=name):
         gunicorn_config(monkeypatch, **{name: value})
