@@ -1,11 +1,21 @@
 from django.urls import path
 
-from . import views
+from . import feeds, search_views, views
+from .caching import public_page
 
 app_name = "articles"
+
+#: Feed readers poll; five minutes of reuse costs a reader little and saves most renders.
+cached_feed = public_page(max_age=300)
 
 urlpatterns = [
     path("", views.ArticleListView.as_view(), name="article_list"),
     path("articles/<str:slug>/", views.ArticleDetailView.as_view(), name="article_detail"),
     path("sources/<str:slug>/", views.SourceDetailView.as_view(), name="source_detail"),
+    path("sources/<str:slug>/feed/", cached_feed(feeds.SourceArticlesFeed()), name="source_feed_rss"),
+    path("sources/<str:slug>/feed/atom/", cached_feed(feeds.SourceArticlesAtomFeed()), name="source_feed_atom"),
+    path("search/", public_page()(search_views.SearchView.as_view()), name="search"),
+    path("feed/", cached_feed(feeds.LatestArticlesFeed()), name="feed_rss"),
+    path("feed/atom/", cached_feed(feeds.LatestArticlesAtomFeed()), name="feed_atom"),
+    path("healthz", search_views.healthz, name="healthz"),
 ]

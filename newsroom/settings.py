@@ -244,6 +244,8 @@ LOGGING = {
 # --- HTTPS: on by default; `make run` on plain-HTTP 127.0.0.1 sets DJANGO_HTTPS=0 --------------
 HTTPS = env_bool("DJANGO_HTTPS", True)
 SECURE_SSL_REDIRECT = HTTPS
+# Load balancers probe /healthz over plain HTTP on the private network: answer, don't redirect.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 31536000 if HTTPS else 0))
