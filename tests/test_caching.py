@@ -1,9 +1,9 @@
 """The public page cache and conditional GET (articles/caching.py).
 
 Most tests run the small site of tests/page_cache_urls.py in-process. The two-process tests at the
-end run it under gunicorn against a file SQLite database, change content from a separate process,
-and check that the very next response shows the change: with the default per-process local cache
-and with a shared Redis.
+end run it under gunicorn against a shared database (file SQLite, or PostgreSQL when the suite
+runs on it), change content from a separate process, and check that the very next response shows
+the change: with the default per-process local cache and with a shared Redis.
 """
 
 import os
@@ -12,12 +12,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from unittest import mock
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -401,10 +404,30 @@ def redis_url():
         server.wait(timeout=10)
 
 
-class Site:
-    """gunicorn servers and writer processes sharing one file SQLite database (and maybe a Redis)."""
+@pytest.fixture
+def database_url(tmp_path):
+    """The database the processes share: a fresh PostgreSQL database on the server of DATABASE_URL
+    when the suite runs on PostgreSQL (dropped afterwards), else a file SQLite database."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        yield f"sqlite:///{tmp_path / 'site.sqlite3'}"
+        return
+    import psycopg
 
-    def __init__(self, tmp_path: Path, cache_url: str | None):
+    name = f"page_cache_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as server:
+        server.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(url, autocommit=True) as server:
+            server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+class Site:
+    """gunicorn servers and writer processes sharing one database (and maybe a Redis)."""
+
+    def __init__(self, tmp_path: Path, database_url: str, cache_url: str | None):
         self.env = {
             key: value
             for key, value in os.environ.items()
@@ -413,6 +436,7 @@ class Site:
         self.env.update(
             DJANGO_SETTINGS_MODULE="tests.page_cache_settings",
             NEWSROOM_VAR_DIR=str(tmp_path),
+            DATABASE_URL=database_url,
             DJANGO_HTTPS="0",
             NEWSROOM_RELEASE="two-process-test",
             PYTHONPATH=str(BASE_DIR),
@@ -454,19 +478,22 @@ class Site:
 
 
 @pytest.fixture
-def site_factory(tmp_path):
+def site_factory(tmp_path, database_url):
     sites = []
 
     def make(cache_url):
-        site = Site(tmp_path, cache_url)
+        site = Site(tmp_path, database_url, cache_url)
         sites.append(site)
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], env=site.env, cwd=BASE_DIR, check=True
         )
-        site.python(
+        vendor = site.python(
+            "from django.db import connection\n"
             "from tests.factories import ArticleFactory\n"
             "ArticleFactory(title='Version one', slug='story')\n"
+            "print(connection.vendor)\n"
         )
+        assert vendor.strip() == connection.vendor  # the same kind of database as the rest of the suite
         return site
 
     yield make
