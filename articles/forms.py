@@ -14,6 +14,10 @@ from .models import Article, SlugRedirect
 CONFLICT_QUOTE_CHARS = 300
 
 
+def normalise_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 class ArticleAdminForm(forms.ModelForm):
     """The article change form.
 
@@ -57,6 +61,14 @@ class ArticleAdminForm(forms.ModelForm):
         self.initial["expected_version"] = current_version
         if "slug" in self.fields and publishing.has_public_address(instance):
             self.fields["slug"].widget.attrs.update({"readonly": True, "data-slug-lock": "change_slug"})
+
+    # Browsers send a textarea's line breaks as CRLF. Stored text uses LF, like imported text:
+    # ``Article.paragraphs`` splits on blank lines, and the importer compares against these values.
+    def clean_summary(self):
+        return normalise_newlines(self.cleaned_data["summary"])
+
+    def clean_body(self):
+        return normalise_newlines(self.cleaned_data["body"])
 
     def clean_published_at(self):
         published_at = self.cleaned_data["published_at"]

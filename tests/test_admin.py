@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from articles.admin import SourceFilter
+from articles.importing import import_seeds
 from articles.management.commands.setup_roles import EDITOR_GROUP
 from articles.models import Article, SlugRedirect, Source
 from tests.factories import ArticleFactory, SourceFactory
@@ -252,6 +253,16 @@ def test_saving_marks_an_imported_article_as_edited_and_keeps_provenance_read_on
     assert article.history.first().history_user == editor
 
 
+def test_line_breaks_from_the_browser_are_stored_as_newlines(editor_client, article):
+    """Browsers post textareas with CRLF; stored text keeps LF so paragraphs still split."""
+    editor_client.post(
+        change_url(article), form_data(article, summary="One.\r\nTwo.", body="First.\r\n\r\nSecond.\rThird.")
+    )
+    article.refresh_from_db()
+    assert (article.summary, article.body) == ("One.\nTwo.", "First.\n\nSecond.\nThird.")
+    assert article.paragraphs == ["First.", "Second.\nThird."]
+
+
 def test_saving_an_article_written_here_does_not_claim_it_was_imported(editor_client, article):
     editor_client.post(change_url(article), form_data(article, summary="New dek."))
     article.refresh_from_db()
@@ -298,6 +309,30 @@ def test_a_stale_save_is_refused_with_the_other_change_and_keeps_the_text(editor
     assert editor_client.post(change_url(article), {**mine, "expected_version": 2}).status_code == 302
     article.refresh_from_db()
     assert (article.title, article.body, article.version) == (opened["title"], mine["body"], 3)
+
+
+def write_seed(folder, name: str, title: str, body: str) -> None:
+    text = f"{title}\n\nOriginally published at: {title} | Fox\n\n{body}\n\nRead the full report at CNN.\n"
+    (folder / f"{name}.txt").write_text(text, encoding="utf-8")
+
+
+def test_an_import_after_the_form_was_opened_makes_it_stale_and_is_named(editor_client, tmp_path):
+    """Imports are revisions by the "importer" account: the conflict and the history both say so."""
+    write_seed(tmp_path, "council", "Council meets", "The council met.")
+    import_seeds([tmp_path])
+    article = Article.objects.get(seed_identity="council")
+    opened = form_data(article)
+
+    write_seed(tmp_path, "council", "Council meets", "The council met late into the night.")
+    import_seeds([tmp_path])
+    response = editor_client.post(change_url(article), {**opened, "title": "Council meets again"})
+
+    content = response.content.decode()
+    assert "importer saved this article at" in content and "changed: Summary, Body." in content
+    article.refresh_from_db()
+    assert (article.title, article.body) == ("Council meets", "The council met late into the night.")
+    history = editor_client.get(reverse("admin:articles_article_history", args=[article.pk])).content.decode()
+    assert history.count("importer") >= 2
 
 
 def test_a_bulk_action_after_the_form_was_opened_makes_it_stale(editor_client, other_editor_client, article):
