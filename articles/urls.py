@@ -9,9 +9,10 @@ app_name = "articles"
 cached_feed = public_page(max_age=300)
 
 urlpatterns = [
-    path("", views.ArticleListView.as_view(), name="article_list"),
-    path("articles/<str:slug>/", views.ArticleDetailView.as_view(), name="article_detail"),
-    path("sources/<str:slug>/", views.SourceDetailView.as_view(), name="source_detail"),
+    path("", public_page()(views.ArticleListView.as_view()), name="article_list"),
+    path("articles/<str:slug>/", public_page()(views.ArticleDetailView.as_view()), name="article_detail"),
+    path("sources/", public_page()(views.SourceListView.as_view()), name="source_list"),
+    path("sources/<str:slug>/", public_page()(views.SourceDetailView.as_view()), name="source_detail"),
     path("sources/<str:slug>/feed/", cached_feed(feeds.SourceArticlesFeed()), name="source_feed_rss"),
     path("sources/<str:slug>/feed/atom/", cached_feed(feeds.SourceArticlesAtomFeed()), name="source_feed_atom"),
     path("search/", public_page()(search_views.SearchView.as_view()), name="search"),
