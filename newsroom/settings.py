@@ -180,7 +180,9 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": "newsroom",
-            "OPTIONS": {"MAX_ENTRIES": 5000},
+            # Per worker process: bounds memory (1000 pages of 10-50 kB each); when full, the least
+            # recently used third is dropped.
+            "OPTIONS": {"MAX_ENTRIES": int(os.environ.get("NEWSROOM_LOCAL_CACHE_ENTRIES", "1000"))},
         }
     }
 
