@@ -1,10 +1,13 @@
 """The editorial write services: bulk status changes, conflict-checked edits and address changes."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from articles import publishing
 from articles.models import Article, ContentVersion, SlugRedirect
@@ -75,7 +78,7 @@ def test_unpublish_turns_articles_back_into_drafts(user, article):
 def test_set_status_keeps_the_publication_time(user):
     """Publishing a draft dated tomorrow schedules it rather than showing it now."""
     draft = ArticleFactory(status=Article.Status.DRAFT)
-    draft.published_at = draft.published_at + publishing.timezone.timedelta(days=2)
+    draft.published_at = timezone.now() + timedelta(days=2)
     draft.save()
     publishing.publish(Article.objects.filter(pk=draft.pk), user=user)
     draft.refresh_from_db()
