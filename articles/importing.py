@@ -354,7 +354,11 @@ class _Batch:
         identities = {seed.article.identity for seed in self.seeds}
         existing = {
             article.seed_identity: article
-            for article in Article.objects.filter(seed_identity__in=identities).select_related("source", "cited_source")
+            # Locked until the batch commits: an editor's save between this read and the write
+            # below would otherwise be overwritten (PostgreSQL; SQLite has one writer at a time).
+            for article in Article.objects.select_for_update(of=("self",))
+            .filter(seed_identity__in=identities)
+            .select_related("source", "cited_source")
         }
         new_hashes = {seed.article.sha256 for seed in self.seeds if seed.article.identity not in existing}
         known_hashes = dict(
