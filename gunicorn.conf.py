@@ -59,3 +59,10 @@ if os.path.isdir("/dev/shm"):
 
 # Proxies allowed to set X-Forwarded-Proto (loopback by default; the proxy usually runs there).
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+# gunicorn ≥ 25 opens a control socket (resize, reload, stop) at one path per user by default, so
+# two instances on a machine (tests, benchmarks, staging beside production) would take it from
+# each other. Off unless a path is given; nothing here needs it.
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
+if not control_socket_disable:
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]

@@ -227,6 +227,13 @@ def test_gunicorn_defaults(monkeypatch):
     assert 0 < config["max_requests_jitter"] < config["max_requests"]
 
 
+def test_gunicorn_control_socket_is_off_unless_asked_for(monkeypatch):
+    monkeypatch.delenv("GUNICORN_CONTROL_SOCKET", raising=False)
+    assert gunicorn_config(monkeypatch)["control_socket_disable"] is True
+    config = gunicorn_config(monkeypatch, GUNICORN_CONTROL_SOCKET="/run/newsroom/gunicorn.ctl")
+    assert (config["control_socket_disable"], config["control_socket"]) == (False, "/run/newsroom/gunicorn.ctl")
+
+
 def test_gunicorn_environment_overrides(monkeypatch):
     config = gunicorn_config(
         monkeypatch, GUNICORN_WORKERS="3", GUNICORN_BIND="0.0.0.0:9000", GUNICORN_TIMEOUT="60"
