@@ -42,6 +42,7 @@ from _common import (
     prepare_site,
     print_summary,
     rss_kib,
+    save_as_editor,
     start_load,
     summarize,
     write_seeds,
@@ -74,17 +75,23 @@ class Imports(threading.Thread):
 
 
 class Editor(threading.Thread):
-    """Saves random articles through the ORM, each under a row lock in one transaction, like the admin."""
+    """Saves random articles through the admin's save service (bench/_common.save_as_editor).
+
+    A form that opens with another title than this editor's last save of that article means the
+    save was lost (only this editor changes titles; an import keeps an editor's title).
+    """
 
     def __init__(self, stop: threading.Event, pause: float = 0.05):
         super().__init__(name="editor")
         self.stop, self.pause = stop, pause
         self.saved: dict[int, str] = {}
         self.saves = 0
+        self.conflicts = 0
+        self.overwritten: list[int] = []
         self.errors: list[str] = []
 
     def run(self):
-        from django.db import connections, transaction
+        from django.db import connections
 
         from articles.models import Article
 
@@ -95,16 +102,15 @@ class Editor(threading.Thread):
                 pk = rng.choice(ids)
                 title = f"Soak edit {self.saves} of article {pk}"
                 try:
-                    with transaction.atomic():
-                        article = Article.objects.select_for_update().get(pk=pk)
-                        article.title = title
-                        article.edited_since_import = True
-                        article.save()
+                    seen, conflicts = save_as_editor(pk, title=title)
                 except Exception as err:  # counted and reported, the soak goes on
                     self.errors.append(repr(err))
                 else:
+                    if pk in self.saved and seen != self.saved[pk]:
+                        self.overwritten.append(pk)
                     self.saved[pk] = title
                     self.saves += 1
+                    self.conflicts += conflicts
                 time.sleep(self.pause)
         finally:
             connections.close_all()
@@ -195,7 +201,8 @@ def main() -> int:
     replaced = sorted(set(workers) - set(final_workers))
     print(f"workers replaced during the run: {len(replaced)}")
     print(f"imports: {len(imports.runs)} runs; " + "; ".join(f"{t:.1f} s rc={rc} {line}" for t, rc, line in imports.runs))
-    print(f"editor: {editor.saves} saves, {len(editor.errors)} errors, {len(lost)} lost")
+    print(f"editor: {editor.saves} saves ({editor.conflicts} refused as stale and redone), "
+          f"{len(editor.errors)} errors, {len(editor.overwritten) + len(lost)} lost")  # fmt: skip
     lock_errors = LOCK_ERRORS.findall(server_log + (out / "imports.log").read_text())
 
     failures = []
@@ -209,8 +216,8 @@ def main() -> int:
         failures.append(f"workers died or were replaced: {replaced}")
     if any(rc != 0 for _t, rc, _line in imports.runs) or not imports.runs:
         failures.append("an import failed (see imports.log)")
-    if editor.errors or lost:
-        failures.append(f"editor saves failed or were lost: {editor.errors[:3]} lost={lost[:10]}")
+    if editor.errors or lost or editor.overwritten:
+        failures.append(f"editor saves failed or were lost: {editor.errors[:3]} lost={(lost + editor.overwritten)[:10]}")
     if lock_errors:
         failures.append(f"lock errors or tracebacks in the logs: {sorted(set(lock_errors))}")
 
