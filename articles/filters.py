@@ -4,9 +4,11 @@ Everything arrives through django-filter's form, so a bad value (an unknown slug
 range that ends before it starts) becomes a form error shown to the reader, never an exception.
 """
 
+import html
+
 from django import forms
+from django.forms.utils import flatatt
 from django.db.models import Exists, OuterRef
-from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django_filters import ChoiceFilter, DateFromToRangeFilter, FilterSet
@@ -27,11 +29,12 @@ class CompactSelect(forms.Select):
         selected = {str(item) for item in self.format_value(value)}
         final_attrs = self.build_attrs(self.attrs, {**(attrs or {}), "name": name})
         final_attrs.pop("required", None)
-        parts = [f"<select{forms.utils.flatatt(final_attrs)}>"]
+        parts = [f"<select{flatatt(final_attrs)}>"]
         for key, label in self.choices:
             key = str(key)
             mark = " selected" if key in selected else ""
-            parts.append(f'<option value="{escape(key)}"{mark}>{escape(label)}</option>')
+            # html.escape is what django.utils.html.escape calls, without its per-call wrapping.
+            parts.append(f'<option value="{html.escape(key)}"{mark}>{html.escape(str(label))}</option>')
         parts.append("</select>")
         return mark_safe("".join(parts))
 
