@@ -1,39 +1,34 @@
-"""The full-text index behind ``articles.search``: FTS5 with triggers on SQLite, GIN on PostgreSQL.
+"""The full-text index behind ``articles.search``: FTS5 with triggers on SQLite, a generated
+tsvector column with a GIN index on PostgreSQL.
 
-Neither is a model field, so the migration state does not change; the operations only touch the
-database of the vendor they are written for and do nothing elsewhere.
+Neither is a model field, so the migration state does not change; each branch only runs on the
+database it is written for. Both index the articles that already exist.
 
 On SQLite, a later migration that alters ``articles_article`` makes Django rebuild the table, which
-drops its triggers: such a migration must run ``articles.search.SQLITE_INSTALL`` again (after
-``SQLITE_UNINSTALL``). ``tests/test_search.py`` fails if the triggers are missing.
+drops its triggers: such a migration must run ``articles.search.SQLITE_UNINSTALL`` and then
+``SQLITE_INSTALL`` again. ``tests/test_search.py`` fails if the triggers are missing.
 """
 
-from django.contrib.postgres.indexes import GinIndex
 from django.db import migrations
 
-from articles.search import POSTGRES_INDEX_NAME, SQLITE_INSTALL, SQLITE_UNINSTALL, search_vector
+from articles.search import POSTGRES_INSTALL, POSTGRES_UNINSTALL, SQLITE_INSTALL, SQLITE_UNINSTALL
 
-
-def _index():
-    return GinIndex(search_vector(), name=POSTGRES_INDEX_NAME)
+STATEMENTS = {
+    "sqlite": (SQLITE_INSTALL, SQLITE_UNINSTALL),
+    "postgresql": (POSTGRES_INSTALL, POSTGRES_UNINSTALL),
+}
 
 
 def create_index(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "sqlite":
-        for statement in SQLITE_INSTALL:
-            schema_editor.execute(statement)
-    elif vendor == "postgresql":
-        schema_editor.add_index(apps.get_model("articles", "Article"), _index())
+    install, _ = STATEMENTS.get(schema_editor.connection.vendor, ((), ()))
+    for statement in install:
+        schema_editor.execute(statement)
 
 
 def drop_index(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "sqlite":
-        for statement in SQLITE_UNINSTALL:
-            schema_editor.execute(statement)
-    elif vendor == "postgresql":
-        schema_editor.remove_index(apps.get_model("articles", "Article"), _index())
+    _, uninstall = STATEMENTS.get(schema_editor.connection.vendor, ((), ()))
+    for statement in uninstall:
+        schema_editor.execute(statement)
 
 
 class Migration(migrations.Migration):
