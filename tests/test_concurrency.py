@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from io import StringIO
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -34,16 +33,13 @@ EDITORS = 3
 ARTICLES_PER_EDITOR = 8
 
 
-def test_database_url() -> str:
+def shared_database_url() -> str:
     """A DATABASE_URL for other processes that points at the database this test is using."""
     params = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{params['NAME']}"
     password = f":{quote(params['PASSWORD'], safe='')}" if params["PASSWORD"] else ""
     return f"postgres://{quote(params['USER'], safe='')}{password}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
-
-
-test_database_url.__test__ = False  # a helper, not a test
 
 
 class Editor(threading.Thread):
@@ -102,7 +98,7 @@ def test_import_traffic_and_editors_at_once(tmp_path):
     assert len(existing) == EXISTING
     edited_ids = [article.id for article in existing[: EDITORS * ARTICLES_PER_EDITOR]]
 
-    env = base_env(test_database_url(), settings.VAR_DIR, production=False)
+    env = base_env(shared_database_url(), settings.VAR_DIR, production=False)
     with Gunicorn(env, tmp_path, options=("--workers", "2")) as server:
         server.start()
         load = start_load(
