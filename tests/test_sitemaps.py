@@ -161,3 +161,9 @@ def test_repeat_visit_is_304_until_content_changes(client, url):
     article.title = "Harbour reopened"
     article.save()
     assert client.get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
+
+
+@pytest.mark.django_db
+def test_empty_site_still_gives_valid_sitemaps(client):
+    assert article_sitemap_urls(client) == {}
+    assert parse(client.get(reverse("sitemap_news"))).findall(f"{SM}url") == []
