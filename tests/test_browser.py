@@ -59,6 +59,9 @@ def browser_page(monkeypatch):
             browser.close()
 
 
+# Tests ask for ``newsroom`` (and so the test database) before ``live_server``: session fixtures
+# are torn down in reverse order, so the server thread lets go of its database connection before
+# PostgreSQL is asked to drop the test database.
 @pytest.fixture
 def newsroom(transactional_db):
     planet, bugle = SourceFactory(name="Daily Planet"), SourceFactory(name="Daily Bugle")
@@ -70,7 +73,7 @@ def newsroom(transactional_db):
     return {"hostile": hostile}
 
 
-def test_reader_browses_follows_an_article_filters_and_searches(live_server, browser_page, newsroom):
+def test_reader_browses_follows_an_article_filters_and_searches(newsroom, live_server, browser_page):
     page = browser_page
     home = live_server.url + reverse("articles:article_list")
 
@@ -112,7 +115,7 @@ def test_reader_browses_follows_an_article_filters_and_searches(live_server, bro
     assert page.locator("main mark").first.inner_text().lower() == "bridge"
 
 
-def test_keyboard_user_can_skip_to_the_content(live_server, browser_page, newsroom):
+def test_keyboard_user_can_skip_to_the_content(newsroom, live_server, browser_page):
     page = browser_page
     page.goto(live_server.url + reverse("articles:article_list"))
     page.keyboard.press("Tab")
