@@ -634,3 +634,33 @@ def test_a_new_article_changes_the_cached_home_page(client):
     assert "First story" in html(client.get(HOME))
     ArticleFactory(title="Second story")
     assert "Second story" in html(client.get(HOME))
+
+
+# --- Hostile addresses ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/articles/a%00b/",
+        "/sources/a%00b/",
+        "/sources/a%00b/feed/",
+        "/articles/a.b/",
+        "/?page=%00",
+        "/?source=%00",
+        "/?outlet=a%00",
+        "/?published_after=%00",
+        "/?published_before=2024-01-01%00",
+    ],
+)
+def test_nul_bytes_and_odd_characters_never_reach_the_database_as_a_500(client, url):
+    """PostgreSQL rejects text with NUL bytes with an error; slugs are matched strictly instead."""
+    ArticleFactory()
+    assert client.get(url).status_code in (400, 404)
+
+
+def test_unicode_slugs_resolve(client):
+    source = SourceFactory(name="Gazeta Río", slug="gazeta-río")
+    article = ArticleFactory(title="Año nuevo", slug="año-nuevo", source=source)
+    assert client.get(detail_url(article)).status_code == 200
+    assert client.get(source_url(source)).status_code == 200
