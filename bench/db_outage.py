@@ -99,8 +99,11 @@ def main() -> int:
     recovery_at = recovered_at(rows, down_at)
     recovery = None if recovery_at is None else max(0.0, recovery_at - up_at)
     first_ok = min((row[0] for row in rows if row[0] >= up_at and not failed(row)), default=None)
+    last_failure = max((row[0] + row[1] for row in rows if failed(row)), default=None)
     print(f"failed requests by status: {failures_by_status}; 503s with Retry-After: {traffic['503_with_retry_after']}")
     print(f"tracebacks in response bodies: {traffic['tracebacks']}")
+    if last_failure is not None:
+        print(f"last failed request answered {last_failure - up_at:+.2f} s after PostgreSQL was back")
     if first_ok is not None:
         print(f"first successful request {first_ok - up_at:+.2f} s after PostgreSQL was back")
     print(f"time to recovery (every request succeeds from then on): "

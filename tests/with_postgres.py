@@ -107,7 +107,8 @@ class Cluster:
     def __init__(self, bindir: Path | None = None):
         self.bindir = bindir or find_bindir()
         self.account = _server_account()
-        self.root = Path(tempfile.mkdtemp(prefix="newsroom-pg-"))
+        # As root, under /tmp whatever TMPDIR says: the server account must be able to reach the folder.
+        self.root = Path(tempfile.mkdtemp(prefix="newsroom-pg-", dir="/tmp" if self.account else None))
         if self.account:
             os.chown(self.root, self.account.pw_uid, self.account.pw_gid)
         self.data = self.root / "data"
