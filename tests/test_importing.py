@@ -379,3 +379,15 @@ def test_copy_of_seeds_folder_default_path(tmp_path, settings):
     settings.SEEDS_DIR = tmp_path / "seeds"
     stdout, _, status = run()
     assert status == 0 and "created 1" in summary_line(stdout)
+
+
+def test_import_refreshes_sqlite_planner_statistics(tmp_path):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's autovacuum keeps its own statistics")
+    write(tmp_path, "a.txt", seed_text())
+    run(tmp_path)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'articles_article'")
+        assert cursor.fetchone()[0] > 0
