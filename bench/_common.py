@@ -223,6 +223,9 @@ class Gunicorn:
         self.process: subprocess.Popen | None = None
 
     def start(self, *, ready_path: str = "/", headers: dict | None = None, timeout: float = 60) -> "Gunicorn":
+        # The real settings use whitenoise's manifest storage: without collected static files every
+        # page is a 500 ("Missing staticfiles manifest entry"), as on a fresh clone before `make run`.
+        manage(self.env, "collectstatic", "--noinput", "--verbosity", "0")
         with self.stderr_log.open("ab") as stderr:
             self.process = subprocess.Popen(
                 self.command,
