@@ -69,10 +69,6 @@ class ImportSummary:
         self.counts[result.outcome] += 1
 
     @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
     def rejected(self) -> int:
         return self.counts[Outcome.REJECTED]
 
@@ -127,7 +123,9 @@ def iter_seed_paths(paths: Iterable[Path | str]) -> Iterator[Path | SeedError]:
     for raw in paths:
         root = Path(raw)
         if root.is_dir():
-            for directory, dirnames, filenames in os.walk(root, followlinks=True):
+            unreadable: list[OSError] = []
+            for directory, dirnames, filenames in os.walk(root, followlinks=True, onerror=unreadable.append):
+                yield from _folder_errors(unreadable)
                 key = _file_key(os.stat(directory))
                 if key in seen_dirs:
                     dirnames[:] = []
@@ -137,6 +135,7 @@ def iter_seed_paths(paths: Iterable[Path | str]) -> Iterator[Path | SeedError]:
                 for name in sorted(filenames):
                     if name.lower().endswith(".txt"):
                         yield from once(Path(directory) / name)
+            yield from _folder_errors(unreadable)
         elif root.exists():
             if root.suffix.lower() == ".txt":
                 yield from once(root)
@@ -144,6 +143,13 @@ def iter_seed_paths(paths: Iterable[Path | str]) -> Iterator[Path | SeedError]:
                 yield SeedError(root, "not a .txt file; only *.txt seed files are imported")
         else:
             yield SeedError(root, "no such file or folder")
+
+
+def _folder_errors(errors: list[OSError]) -> Iterator[SeedError]:
+    """A folder the walk could not list is reported, not skipped in silence."""
+    while errors:
+        err = errors.pop(0)
+        yield SeedError(err.filename, f"cannot read folder: {err.strerror or err}")
 
 
 def read_seed(path: Path) -> _Seed:
@@ -205,13 +211,17 @@ def slug_base(text: str, *, fallback: str) -> str:
     return slugify(text, allow_unicode=True)[:SLUG_BASE_LENGTH].strip("-_") or fallback
 
 
-def _allocate_slugs(bases: list[str], *, model, field_name: str, reserved: set[str] | None = None) -> list[str]:
+def _allocate_slugs(bases: list[str], *, taken_in: list[tuple[type, str]]) -> list[str]:
     """Unique slugs for ``bases``: the base itself where free, else ``base-2``, ``base-3`` …
 
-    Two queries for the whole batch in the common case, plus one per base that collides.
+    ``taken_in`` names the (model, field) pairs a slug must not collide with: for articles, the
+    other articles' slugs and the old addresses kept as redirects (taking one would hijack its
+    links). One query per pair for the whole batch, plus one per pair for each base that collides.
     """
-    taken = set(model.objects.filter(**{f"{field_name}__in": set(bases)}).values_list(field_name, flat=True))
-    taken |= reserved or set()
+    wanted = set(bases)
+    taken = set()
+    for model, field_name in taken_in:
+        taken.update(model.objects.filter(**{f"{field_name}__in": wanted}).values_list(field_name, flat=True))
     counters: dict[str, int] = {}
     result = []
     for base in bases:
@@ -220,9 +230,9 @@ def _allocate_slugs(bases: list[str], *, model, field_name: str, reserved: set[s
             result.append(base)
             continue
         if base not in counters:
-            prefix = f"{base}-"
-            similar = model.objects.filter(**{f"{field_name}__startswith": prefix}).values_list(field_name, flat=True)
-            taken.update(similar)
+            for model, field_name in taken_in:
+                similar = model.objects.filter(**{f"{field_name}__startswith": f"{base}-"})
+                taken.update(similar.values_list(field_name, flat=True))
             counters[base] = 2
         while f"{base}-{counters[base]}" in taken:
             counters[base] += 1
@@ -237,7 +247,7 @@ def _resolve_sources(names: set[str], *, importer) -> dict[str, Source]:
     found = {source.name: source for source in Source.objects.filter(name__in=names)}
     missing = sorted(names - found.keys())
     if missing:
-        slugs = _allocate_slugs([slug_base(name, fallback="source") for name in missing], model=Source, field_name="slug")
+        slugs = _allocate_slugs([slug_base(name, fallback="source") for name in missing], taken_in=[(Source, "slug")])
         created = Source.objects.bulk_create([Source(name=name, slug=slug) for name, slug in zip(missing, slugs)])
         Source.history.bulk_history_create(
             created, default_user=importer, default_change_reason="Created by seed import"
@@ -362,9 +372,11 @@ class _Batch:
             article.seed_identity: article
             # Locked until the batch commits: an editor's save between this read and the write
             # below would otherwise be overwritten (PostgreSQL; SQLite has one writer at a time).
+            # In primary-key order, like every other locking writer, so two never deadlock.
             for article in Article.objects.select_for_update(of=("self",))
             .filter(seed_identity__in=identities)
             .select_related("source", "cited_source")
+            .order_by("pk")
         }
         new_hashes = {seed.article.sha256 for seed in self.seeds if seed.article.identity not in existing}
         known_hashes = dict(
@@ -418,16 +430,9 @@ class _Batch:
     def _create(self, to_create, sources) -> list[FileResult]:
         if not to_create:
             return []
-        reserved = set(
-            SlugRedirect.objects.filter(
-                old_slug__in={slug_base(seed.article.title, fallback="article") for seed in to_create}
-            ).values_list("old_slug", flat=True)
-        )
         slugs = _allocate_slugs(
             [slug_base(seed.article.title, fallback="article") for seed in to_create],
-            model=Article,
-            field_name="slug",
-            reserved=reserved,
+            taken_in=[(Article, "slug"), (SlugRedirect, "old_slug")],
         )
         rows = []
         for seed, slug in zip(to_create, slugs):

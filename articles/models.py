@@ -54,18 +54,12 @@ class ArticleQuerySet(models.QuerySet):
     def scheduled(self, *, now=None):
         return self.filter(status=Article.Status.PUBLISHED, published_at__gt=now or timezone.now())
 
-    def drafts(self):
-        return self.filter(status=Article.Status.DRAFT)
-
     def newest_first(self):
         # The id tie-breaker keeps pagination stable when many articles share a publication time.
         return self.order_by("-published_at", "-id")
 
     def with_sources(self):
         return self.select_related("source", "cited_source")
-
-    def from_seeds(self):
-        return self.exclude(seed_identity=None)
 
 
 class Article(models.Model):

@@ -112,6 +112,7 @@ def set_status(articles: QuerySet[Article], status: str, *, user) -> StatusChang
         locked = list(
             Article.objects.select_for_update()
             .filter(pk__in=articles.order_by().values("pk"))
+            .order_by("pk")  # the importer locks in pk order too, so the two never deadlock
             .values_list("pk", "status")
         )
         to_change = [pk for pk, current in locked if current != status]

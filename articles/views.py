@@ -103,7 +103,10 @@ class ArticleDetailView(DetailView):
     context_object_name = "article"
 
     def visible_articles(self):
-        return Article.objects.all() if self.request.user.is_staff else Article.objects.published()
+        """Previews are for staff who may view articles in the admin; everyone else sees the public site."""
+        user = self.request.user
+        may_preview = user.is_staff and user.has_perm("articles.view_article")
+        return Article.objects.all() if may_preview else Article.objects.published()
 
     def get_queryset(self):
         return for_reading(self.visible_articles())

@@ -355,6 +355,15 @@ def test_verbosity_two_lists_every_file_and_zero_only_errors(tmp_path):
 
 def test_large_run_uses_batches_and_the_parsing_worker(tmp_path, monkeypatch):
     """Several batches, so the worker-process parsing path and batch boundaries are exercised."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # one parsing worker, whatever the machine
+    pools = []
+    real_context = importing.multiprocessing.get_context
+
+    def get_context(method):
+        pools.append(method)
+        return real_context(method)
+
+    monkeypatch.setattr(importing.multiprocessing, "get_context", get_context)
     for number in range(23):
         write(tmp_path, f"{number:02d}.txt", seed_text(title=f"Story {number}", paragraphs=(f"Body {number}.",)))
     write(tmp_path, "zz-bad.txt", b"")
@@ -365,13 +374,15 @@ def test_large_run_uses_batches_and_the_parsing_worker(tmp_path, monkeypatch):
     assert [Path(r.path).name for r in results][:3] == ["00.txt", "01.txt", "02.txt"]
     assert Article.objects.count() == 23
     assert Article.history.count() == 23
+    assert pools == ["fork"], "the files were parsed in a worker process"
 
 
 def test_import_bumps_the_content_version_once_per_batch(tmp_path):
-    write(tmp_path, "a.txt", seed_text())
+    for number in range(5):
+        write(tmp_path, f"{number}.txt", seed_text(title=f"Story {number}", paragraphs=(f"Body {number}.",)))
     before = ContentVersion.current()
-    run(tmp_path)
-    assert ContentVersion.current() == before + 1
+    import_seeds([tmp_path], batch_size=2)
+    assert ContentVersion.current() == before + 3
 
 
 def test_copy_of_seeds_folder_default_path(tmp_path, settings):
@@ -391,3 +402,47 @@ def test_import_refreshes_sqlite_planner_statistics(tmp_path):
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'articles_article'")
         assert cursor.fetchone()[0] > 0
+
+
+def test_new_slug_never_takes_an_old_address_kept_as_a_redirect(tmp_path):
+    """An old address redirects to its article; a new article taking it would hijack those links."""
+    from articles.models import SlugRedirect
+    from tests.factories import ArticleFactory
+
+    moved = ArticleFactory(title="Moved", slug="moved-now")
+    ArticleFactory(title="Same Title", slug="same-title")
+    SlugRedirect.objects.create(old_slug="same-title-2", article=moved)
+    SlugRedirect.objects.create(old_slug="fresh-title", article=moved)
+    write(tmp_path, "a.txt", seed_text(title="Same Title"))
+    write(tmp_path, "b.txt", seed_text(title="Fresh Title", paragraphs=("Other.",)))
+    run(tmp_path)
+    assert Article.objects.get(seed_identity="a").slug == "same-title-3"
+    assert Article.objects.get(seed_identity="b").slug == "fresh-title-2"
+
+
+def test_unreadable_folder_is_reported(tmp_path, monkeypatch):
+    write(tmp_path, "ok.txt", seed_text())
+    locked = tmp_path / "locked"
+    write(locked, "hidden.txt", seed_text(title="Hidden"))
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(locked))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    stdout, stderr, status = run(tmp_path)
+    assert status == 1
+    assert f"{locked}: cannot read folder: Permission denied" in stderr
+    assert "created 1" in summary_line(stdout) and "rejected 1" in summary_line(stdout)
+
+
+def test_overwrite_restores_seed_values_even_when_the_file_is_unchanged(tmp_path):
+    write(tmp_path, "a.txt", seed_text())
+    run(tmp_path)
+    Article.objects.update(title="Editor's title", edited_since_import=True)
+    assert "unchanged 1" in summary_line(run(tmp_path)[0])
+    assert "updated 1" in summary_line(run(tmp_path, overwrite=True)[0])
+    article = Article.objects.get()
+    assert article.title == "A Title" and not article.edited_since_import

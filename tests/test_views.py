@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.paginator import Paginator
 from django.db import connection
 from django.template import loader
@@ -58,6 +59,7 @@ def ago(**kwargs):
 @pytest.fixture
 def staff_client(client, django_user_model):
     user = django_user_model.objects.create_user("editor", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_article"))
     client.force_login(user)
     return client
 
@@ -378,8 +380,13 @@ def test_unpublished_articles_are_404_for_the_public_and_previews_for_staff(clie
     client.force_login(reader)
     assert client.get(detail_url(article)).status_code == 404
 
+    # Staff without permission to view articles (say, a user manager) get the public 404 too.
     staff = django_user_model.objects.create_user("editor", password="pw", is_staff=True)
     client.force_login(staff)
+    assert client.get(detail_url(article)).status_code == 404
+
+    staff.user_permissions.add(Permission.objects.get(codename="view_article"))
+    client.force_login(django_user_model.objects.get(pk=staff.pk))
     preview = client.get(detail_url(article))
     assert preview.status_code == 200
     assert "Preview — not public" in html(preview)
