@@ -32,9 +32,14 @@ run: $(INSTALLED)
 
 # The whole suite twice: on SQLite, then on a throwaway PostgreSQL cluster (tests/with_postgres.py
 # starts it, and stops and removes it afterwards, also when tests fail). PYTEST_ARGS narrows both runs.
+# A failing SQLite pass does not stop the PostgreSQL pass: both always run, and the worse status wins.
 test: $(INSTALLED)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
-	$(BIN)/python tests/with_postgres.py $(BIN)/python -m pytest $(PYTEST_ARGS)
+	@status=0; \
+	echo "=== test suite on SQLite ==="; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	echo "=== test suite on PostgreSQL ==="; \
+	$(BIN)/python tests/with_postgres.py $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) staticfiles

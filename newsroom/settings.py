@@ -38,9 +38,25 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-DJANGO_ENV = os.environ.get("DJANGO_ENV", "local").strip().lower()
-if DJANGO_ENV not in {"local", "production"}:
-    raise ImproperlyConfigured(f"DJANGO_ENV must be 'local' or 'production', not {DJANGO_ENV!r}.")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+
+def deployment_environment() -> str:
+    """``DJANGO_ENV``, or, when it is not set, what the host names say.
+
+    A server that answers to a real host name is a deployment, and must not quietly invent a
+    secret key (each host would invent a different one); only loopback use counts as local.
+    """
+    explicit = os.environ.get("DJANGO_ENV", "").strip().lower()
+    if not explicit:
+        return "production" if set(ALLOWED_HOSTS) - LOOPBACK_HOSTS else "local"
+    if explicit not in {"local", "production"}:
+        raise ImproperlyConfigured(f"DJANGO_ENV must be 'local' or 'production', not {explicit!r}.")
+    return explicit
+
+
+DJANGO_ENV = deployment_environment()
 PRODUCTION = DJANGO_ENV == "production"
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -83,7 +99,6 @@ def load_secret_key() -> str:
 
 SECRET_KEY = load_secret_key()
 
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [

@@ -265,3 +265,41 @@ def test_make_run_uses_the_config_file():
     makefile = (BASE_DIR / "Makefile").read_text()
     run_recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
     assert "gunicorn -c gunicorn.conf.py" in run_recipe
+
+
+# --- Which environment, when DJANGO_ENV is not said ------------------------------------------
+
+
+def test_real_host_name_without_djangoenv_is_production_and_refuses_a_missing_key(tmp_path):
+    """Deployed with only DJANGO_ALLOWED_HOSTS: no key is invented (each host would invent its own)."""
+    result = run_manage(tmp_path, "check", DJANGO_ALLOWED_HOSTS="news.example.com")
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_real_host_name_with_a_strong_key_passes_the_deploy_check_without_djangoenv(tmp_path):
+    result = run_manage(
+        tmp_path,
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DJANGO_ALLOWED_HOSTS="news.example.com",
+        DJANGO_SECRET_KEY=STRONG_KEY,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert setting(tmp_path, "settings.DJANGO_ENV", DJANGO_ALLOWED_HOSTS="news.example.com", DJANGO_SECRET_KEY=STRONG_KEY) == "production"
+
+
+@pytest.mark.parametrize("hosts", [None, "127.0.0.1,localhost", "[::1]"])
+def test_loopback_only_is_local_and_generates_a_key_once(tmp_path, hosts):
+    env = {"DJANGO_ALLOWED_HOSTS": hosts} if hosts else {}
+    assert setting(tmp_path, "settings.DJANGO_ENV", **env) == "local"
+    key = (tmp_path / "secret_key").read_text()
+    assert len(key) >= 50
+    assert setting(tmp_path, "settings.SECRET_KEY", **env) == key, "a restart keeps the same key"
+
+
+def test_explicit_local_overrides_the_host_names(tmp_path):
+    assert setting(tmp_path, "settings.DJANGO_ENV", DJANGO_ENV="local", DJANGO_ALLOWED_HOSTS="news.example.com") == "local"

@@ -24,6 +24,15 @@ class Command(BaseCommand):
             self.stdout.write(f"Log in at {url} with your admin account.")
             return
         username = os.environ.get("DJANGO_SUPERUSER_USERNAME") or "admin"
+        if User.objects.filter(username=username).exists():
+            # Someone made this account on purpose (inactive, or not a superuser): never take it over.
+            self.stdout.write(
+                self.style.WARNING(
+                    f"An account {username!r} exists but is not an active superuser; none was created. "
+                    f"Create one with: python manage.py createsuperuser"
+                )
+            )
+            return
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
         generated = not password
         if generated:
