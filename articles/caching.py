@@ -38,7 +38,7 @@ from django.db.models import Subquery
 from django.http import HttpResponse, HttpResponseNotModified
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
-from django.utils.http import parse_etags
+from django.utils.http import http_date, parse_etags, parse_http_date_safe
 from redis.exceptions import RedisError
 
 from .models import Article, ContentVersion
@@ -46,7 +46,7 @@ from .models import Article, ContentVersion
 logger = logging.getLogger(__name__)
 
 #: Response header telling benchmarks and tests what the page cache did: ``hit``, ``miss``,
-#: ``not-modified`` (304), ``off`` (NEWSROOM_PAGE_CACHE=0) or ``bypass`` (signed in, or not GET/HEAD).
+#: ``not-modified`` (304), ``off`` (NEWSROOM_PAGE_CACHE=0, or an unknown query parameter) or ``bypass`` (signed in, or not GET/HEAD).
 CACHE_STATUS_HEADER = "X-Page-Cache"
 
 #: Headers worth storing with a cached page (the rest are added again by middleware on the way out).
@@ -54,21 +54,38 @@ STORED_HEADERS = ("Content-Type", "Content-Language", "Last-Modified", "Link")
 
 
 def content_state() -> tuple:
-    """``(counter, changed_at, next_scheduled_publication)`` in one query.
+    """``(counter, changed_at, next_scheduled_publication, latest_publication)`` in one query.
 
-    Each element changes whenever what the public may see changes; see the module docstring.
+    Each element changes whenever what the public may see changes; see the module docstring. The
+    latest publication time is when a scheduled article last went public without any write, so
+    ``max(changed_at, latest_publication)`` is when the public content last changed.
     """
-    next_scheduled = Article.objects.scheduled().order_by("published_at").values("published_at")[:1]
+    now = timezone.now()
+    next_scheduled = Article.objects.scheduled(now=now).order_by("published_at").values("published_at")[:1]
+    latest = Article.objects.published(now=now).order_by("-published_at").values("published_at")[:1]
     row = (
         ContentVersion.objects.filter(pk=1)
-        .annotate(next_scheduled=Subquery(next_scheduled))
-        .values_list("counter", "changed_at", "next_scheduled")
+        .annotate(next_scheduled=Subquery(next_scheduled), latest=Subquery(latest))
+        .values_list("counter", "changed_at", "next_scheduled", "latest")
         .first()
     )
     if row is None:  # the row is made by migration 0002; a flushed test database lacks it
-        first = next_scheduled.values_list("published_at", flat=True).first()
-        return (0, None, first)
+        return (0, None, next_scheduled.values_list("published_at", flat=True).first(), None)
     return row
+
+
+def last_modified(state: tuple):
+    """When the public content last changed, for Last-Modified and If-Modified-Since."""
+    moments = [moment for moment in (state[1], state[3]) if moment is not None]
+    return max(moments) if moments else None
+
+
+#: Query parameters the public pages understand (pagination, search, filters, sitemap pages). A
+#: page with any other parameter is still served and validated, but not stored: otherwise
+#: ``/?junk=<random>`` would fill the cache and evict the real pages.
+CACHEABLE_PARAMETERS = frozenset(
+    {"page", "p", "q", "source", "outlet", "published_after", "published_before"}
+)
 
 
 @cache
@@ -146,6 +163,20 @@ def cache_set(key: str, value) -> None:
         logger.warning("Page cache unavailable; page not stored", exc_info=True)
 
 
+def not_modified(request, etag: str, modified) -> bool:
+    """RFC 9110 conditional GET: If-None-Match (weak comparison) wins; If-Modified-Since only without it.
+
+    ``If-None-Match: *`` is not honoured: it means "any current representation", and answering it
+    with 304 before the view has run would claim pages exist that do not.
+    """
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match:
+        client_etags = {tag.removeprefix("W/") for tag in parse_etags(if_none_match)}
+        return etag.removeprefix("W/") in client_etags
+    since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
+    return since is not None and modified is not None and int(modified.timestamp()) <= since
+
+
 def public_page(max_age: int | None = None):
     """Decorate a public view with the shared page cache, ETag/If-None-Match and Cache-Control.
 
@@ -172,19 +203,20 @@ def public_page(max_age: int | None = None):
             if until_next is not None:
                 lifetime = min(lifetime, until_next)
 
+            modified = last_modified(state)
+
             def finish(response, status):
                 response["ETag"] = etag
+                if modified is not None and not response.has_header("Last-Modified"):
+                    response["Last-Modified"] = http_date(modified.timestamp())
                 patch_cache_control(response, public=True, max_age=lifetime)
                 response[CACHE_STATUS_HEADER] = status
                 return response
 
-            # Weak comparison, as RFC 9110 prescribes for If-None-Match.
-            client_etags = parse_etags(request.headers.get("If-None-Match", ""))
-            client_etags = {tag.removeprefix("W/") for tag in client_etags}
-            if etag.removeprefix("W/") in client_etags or "*" in client_etags:
+            if not_modified(request, etag, modified):
                 return finish(HttpResponseNotModified(), "not-modified")
 
-            use_store = settings.NEWSROOM_PAGE_CACHE
+            use_store = settings.NEWSROOM_PAGE_CACHE and set(request.GET) <= CACHEABLE_PARAMETERS
             key = f"page:{fingerprint}"
             if use_store and (stored := cache_get(key)) is not None:
                 content, headers = stored

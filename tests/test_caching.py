@@ -123,7 +123,6 @@ def test_matching_if_none_match_gets_304_without_rendering(client, django_assert
         "{etag}",
         "{strong}",  # weak comparison: W/"x" matches "x"
         '"other", {etag}',
-        "*",
     ],
 )
 def test_if_none_match_forms_that_match(client, header):
@@ -132,7 +131,7 @@ def test_if_none_match_forms_that_match(client, header):
     assert client.get("/titles/", HTTP_IF_NONE_MATCH=value).status_code == 304
 
 
-@pytest.mark.parametrize("header", ['"other"', 'W/"other"', "garbage without quotes", ""])
+@pytest.mark.parametrize("header", ['"other"', 'W/"other"', "garbage without quotes", "", "*"])
 def test_if_none_match_that_does_not_match_gets_the_page(client, header):
     ArticleFactory(title="Budget passes")
     client.get("/titles/")
@@ -556,3 +555,41 @@ def test_two_processes_sharing_redis(site_factory, redis_url):
     assert fetch(first) == ("Version one", "miss")
     assert fetch(second) == ("Version one", "hit")  # stored by the other server, shared through Redis
     check_changes_from_another_process_are_seen_next(site, [first, second], shared=True)
+
+
+def test_if_none_match_star_never_claims_a_missing_page_exists(client):
+    """``*`` means "any current representation": a 304 for it would answer before the view runs."""
+    assert client.get("/articles/no-such-article/", HTTP_IF_NONE_MATCH="*").status_code == 404
+
+
+def test_last_modified_and_if_modified_since(client):
+    from django.utils.http import http_date
+
+    ArticleFactory()
+    first = client.get("/titles/")
+    stamp = first["Last-Modified"]
+    assert client.get("/titles/", HTTP_IF_MODIFIED_SINCE=stamp).status_code == 304
+    assert client.get("/titles/", HTTP_IF_MODIFIED_SINCE=http_date(0)).status_code == 200
+    # If-None-Match wins over If-Modified-Since (RFC 9110): a stale ETag means a fresh page.
+    assert client.get("/titles/", HTTP_IF_MODIFIED_SINCE=stamp, HTTP_IF_NONE_MATCH='"stale"').status_code == 200
+
+
+def test_scheduled_publication_moves_last_modified_without_any_write(client):
+    from articles.caching import content_state, last_modified
+
+    ArticleFactory(published_at=timezone.now() - timedelta(days=3))
+    before = last_modified(content_state())
+    due = ArticleFactory(published_at=timezone.now() + timedelta(seconds=1))
+    changed_at = content_state()[1]
+    Article.objects.filter(pk=due.pk).update(published_at=timezone.now() - timedelta(seconds=1))
+    state = content_state()
+    assert state[1] == changed_at, "no bump: the article went public by the clock alone"
+    assert last_modified(state) >= due.published_at - timedelta(seconds=2)
+    assert last_modified(state) >= before
+
+
+def test_unknown_query_parameters_are_served_but_never_stored(client):
+    client.get("/titles/?junk=1")
+    assert client.get("/titles/?junk=1")[caching.CACHE_STATUS_HEADER] == "off"
+    client.get("/titles/?page=1")
+    assert client.get("/titles/?page=1")[caching.CACHE_STATUS_HEADER] == "hit"
