@@ -9,13 +9,10 @@ from simple_history.manager import SIMPLE_HISTORY_REVERSE_ATTR_NAME
 
 from . import publishing
 from .models import Article, SlugRedirect
+from .seeds import default_summary, first_paragraph, normalise_line_endings
 
 #: How much of another editor's value a conflict message quotes under each field.
 CONFLICT_QUOTE_CHARS = 300
-
-
-def normalise_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 class ArticleAdminForm(forms.ModelForm):
@@ -65,10 +62,10 @@ class ArticleAdminForm(forms.ModelForm):
     # Browsers send a textarea's line breaks as CRLF. Stored text uses LF, like imported text:
     # ``Article.paragraphs`` splits on blank lines, and the importer compares against these values.
     def clean_summary(self):
-        return normalise_newlines(self.cleaned_data["summary"])
+        return normalise_line_endings(self.cleaned_data["summary"])
 
     def clean_body(self):
-        return normalise_newlines(self.cleaned_data["body"])
+        return normalise_line_endings(self.cleaned_data["body"])
 
     def clean_published_at(self):
         published_at = self.cleaned_data["published_at"]
@@ -87,6 +84,10 @@ class ArticleAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned_data = super().clean()
+        if not cleaned_data.get("summary") and cleaned_data.get("body"):
+            # As for imported articles: an empty dek defaults to the start of the first paragraph,
+            # so listings, feeds and the page's description are never blank.
+            cleaned_data["summary"] = default_summary(first_paragraph(cleaned_data["body"]))
         if self.instance.pk is None:
             return cleaned_data
         expected_version = cleaned_data.get("expected_version")

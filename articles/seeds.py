@@ -102,9 +102,18 @@ def decode_seed(data: bytes, path) -> tuple[str, list[str]]:
     return text, warnings
 
 
+def normalise_line_endings(text: str) -> str:
+    """CRLF (Windows, and browsers' textareas) and CR (old Mac) line breaks become LF."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def first_paragraph(body: str) -> str:
+    return next((block for block in _BLANK_LINES.split(body) if block.strip()), "")
+
+
 def normalise_text(text: str) -> str:
     """One form for every file: LF line endings, NFC, no control junk, no trailing whitespace."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = normalise_line_endings(text)
     text = _CONTROL_CHARS.sub("", text)
     text = unicodedata.normalize("NFC", text)
     lines = [line.rstrip() for line in text.split("\n")]

@@ -647,3 +647,25 @@ def test_setup_roles_refuses_to_run_before_the_permissions_exist(db):
     with pytest.raises(CommandError, match=r"articles\.view_historicalsource.*migrate"):
         call_command("setup_roles", stdout=StringIO())
     assert not Group.objects.filter(name=EDITOR_GROUP).exists()
+
+
+def test_a_blank_summary_defaults_to_the_start_of_the_first_paragraph(editor_client):
+    """As for imported articles, so listings, feeds and the page description are never blank."""
+    response = editor_client.post(
+        reverse("admin:articles_article_add"),
+        {
+            "title": "Written in the admin",
+            "slug": "written-in-the-admin",
+            "summary": "",
+            "body": "The opening paragraph.\r\n\r\nThe second one.",
+            "status": Article.Status.DRAFT,
+            "published_at_0": "2026-01-02",
+            "published_at_1": "10:00:00",
+            "source": "",
+            "cited_source": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    article = Article.objects.get(slug="written-in-the-admin")
+    assert article.summary == "The opening paragraph."
+    assert article.body == "The opening paragraph.\n\nThe second one."
