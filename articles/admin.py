@@ -30,6 +30,9 @@ from .forms import ArticleAdminForm, RevisionCompareForm
 from .models import Article, SlugRedirect, Source
 
 #: Query-string parameters of the two source filters; the Sources list links to them.
+#: The largest primary key a BigAutoField holds.
+MAX_ID = 2**63 - 1
+
 SOURCE_PARAM = "source"
 CITED_PARAM = "cited"
 
@@ -57,7 +60,14 @@ def text_diff(old: str, new: str) -> list[tuple[str, str]]:
     return pieces
 
 
-class RevisionsAdmin(SimpleHistoryAdmin):
+class SafeSearchMixin:
+    """Admin search that drops NUL characters: PostgreSQL refuses them in text, which was a 500."""
+
+    def get_search_results(self, request, queryset, search_term):
+        return super().get_search_results(request, queryset, search_term.replace("\x00", ""))
+
+
+class RevisionsAdmin(SafeSearchMixin, SimpleHistoryAdmin):
     """simple-history's history and revert, plus a comparison of any two revisions.
 
     The history list (one row per revision, with the fields each one changed) gets two radio
@@ -148,9 +158,12 @@ class TopSourcesFilter(admin.SimpleListFilter):
         if value is None:
             return None
         try:
-            return int(value)
+            pk = int(value)
         except ValueError as err:
             raise IncorrectLookupParameters(f"{self.parameter_name}={value!r} is not a source id") from err
+        if not 0 < pk <= MAX_ID:  # the database cannot even compare a larger number
+            raise IncorrectLookupParameters(f"{self.parameter_name}={value!r} is not a source id")
+        return pk
 
 
 class SourceFilter(TopSourcesFilter):
@@ -347,7 +360,7 @@ class SourceAdmin(RevisionsAdmin):
 
 
 @admin.register(SlugRedirect)
-class SlugRedirectAdmin(admin.ModelAdmin):
+class SlugRedirectAdmin(SafeSearchMixin, admin.ModelAdmin):
     """Old article addresses. Created when a published article's slug is changed, never by hand."""
 
     list_display = ["old_slug", "article", "created_at"]

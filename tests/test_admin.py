@@ -669,3 +669,18 @@ def test_a_blank_summary_defaults_to_the_start_of_the_first_paragraph(editor_cli
     article = Article.objects.get(slug="written-in-the-admin")
     assert article.summary == "The opening paragraph."
     assert article.body == "The opening paragraph.\n\nThe second one."
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["source=99999999999999999999999", "source=-1", "cited=0", "source=abc", "q=%00", "q=a%00b", "q=%F0%9F%99%82"],
+)
+def test_bad_changelist_parameters_never_give_a_server_error(editor_client, article, query):
+    """Hand-edited URLs: a filter the database cannot compare, NUL bytes PostgreSQL refuses, emoji."""
+    response = editor_client.get(reverse("admin:articles_article_changelist") + "?" + query)
+    assert response.status_code in (200, 302)
+
+
+def test_source_search_tolerates_nul_bytes(editor_client):
+    response = editor_client.get(reverse("admin:articles_source_changelist") + "?q=fox%00news")
+    assert response.status_code == 200
