@@ -43,55 +43,10 @@ SNIPPET_WORDS = 32
 #: Relative weight of a match in the title, the summary and the body.
 SQLITE_WEIGHTS = (10.0, 4.0, 1.0)
 POSTGRES_CONFIG = "english"
-POSTGRES_INDEX_NAME = "article_search_idx"
 POSTGRES_COLUMN = "search_document"
 
 FTS_TABLE = "articles_article_fts"
-#: FTS5 table and the triggers that keep it in step with articles_article. The migration runs it.
-SQLITE_INSTALL = [
-    f"""CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(
-        title, summary, body,
-        content='articles_article', content_rowid='id',
-        tokenize='porter unicode61 remove_diacritics 2'
-    )""",
-    f"""CREATE TRIGGER {FTS_TABLE}_ai AFTER INSERT ON articles_article BEGIN
-        INSERT INTO {FTS_TABLE}(rowid, title, summary, body)
-        VALUES (new.id, new.title, new.summary, new.body);
-    END""",
-    f"""CREATE TRIGGER {FTS_TABLE}_ad AFTER DELETE ON articles_article BEGIN
-        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, title, summary, body)
-        VALUES ('delete', old.id, old.title, old.summary, old.body);
-    END""",
-    f"""CREATE TRIGGER {FTS_TABLE}_au AFTER UPDATE OF id, title, summary, body ON articles_article BEGIN
-        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, title, summary, body)
-        VALUES ('delete', old.id, old.title, old.summary, old.body);
-        INSERT INTO {FTS_TABLE}(rowid, title, summary, body)
-        VALUES (new.id, new.title, new.summary, new.body);
-    END""",
-    # Index the rows that existed before the table did.
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')",
-]
-SQLITE_UNINSTALL = [
-    f"DROP TRIGGER IF EXISTS {FTS_TABLE}_ai",
-    f"DROP TRIGGER IF EXISTS {FTS_TABLE}_ad",
-    f"DROP TRIGGER IF EXISTS {FTS_TABLE}_au",
-    f"DROP TABLE IF EXISTS {FTS_TABLE}",
-]
-
-#: A generated tsvector column and its GIN index. Stored, so ranking reads each match's document
-#: instead of re-parsing its text (with an expression index: 4 s for a word in 10,000 articles).
-POSTGRES_INSTALL = [
-    f"""ALTER TABLE articles_article ADD COLUMN {POSTGRES_COLUMN} tsvector GENERATED ALWAYS AS (
-        setweight(to_tsvector('{POSTGRES_CONFIG}'::regconfig, coalesce(title, '')), 'A')
-        || setweight(to_tsvector('{POSTGRES_CONFIG}'::regconfig, coalesce(summary, '')), 'B')
-        || setweight(to_tsvector('{POSTGRES_CONFIG}'::regconfig, coalesce(body, '')), 'C')
-    ) STORED""",
-    f"CREATE INDEX {POSTGRES_INDEX_NAME} ON articles_article USING gin ({POSTGRES_COLUMN})",
-]
-POSTGRES_UNINSTALL = [
-    f"DROP INDEX IF EXISTS {POSTGRES_INDEX_NAME}",
-    f"ALTER TABLE articles_article DROP COLUMN IF EXISTS {POSTGRES_COLUMN}",
-]
+#: The FTS5 table (SQLite) and tsvector column (PostgreSQL) are created by migration 0003_search.
 
 _TERM_RE = re.compile(r'"([^"]*)"|([^"\s]+)')
 _WORD_RE = re.compile(r"\w+")
