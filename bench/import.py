@@ -11,7 +11,6 @@ resident memory of the import, and the time of a second, all-unchanged run. Targ
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,15 +30,20 @@ def manage(*args, env):
 
 
 def timed_import(seeds: Path, env) -> tuple[float, float, str]:
-    """Seconds, peak RSS in MB (of this import and its parsing worker) and the summary line."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    result = manage("import_seeds", str(seeds), env=env)
-    elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if result.returncode:
-        sys.exit(f"import failed ({result.returncode}):\n{result.stderr[-2000:]}")
-    return elapsed, max(peak, before) / 1024, result.stdout.strip().splitlines()[-1]
+    """Seconds, peak RSS in MB of the import's process tree, and the summary line."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "import_seeds", str(seeds)], env=env, cwd=ROOT, stdout=out, stderr=err
+        )
+        # wait4: the resource usage of this one process (and the workers it waited for), not of
+        # every child this script ran before (migrate).
+        _pid, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        out.seek(0), err.seek(0)
+        if os.waitstatus_to_exitcode(status):
+            sys.exit(f"import failed:\n{err.read()[-2000:]}")
+        return elapsed, usage.ru_maxrss / 1024, out.read().strip().splitlines()[-1]
 
 
 def main():
