@@ -196,8 +196,15 @@ def main() -> int:
     }
     print("worker RSS (MiB) at start / after warm-up / at end, growth since warm-up:")
     for pid in sorted(rss_base):
-        start, base, end = rss_start.get(pid, 0) / 1024, rss_base[pid] / 1024, rss_end.get(pid, 0) / 1024
-        print(f"  pid {pid}: {start:.1f} / {base:.1f} / {end:.1f}  {growth.get(pid, float('nan')):+.1%}")
+        start, base, end = (
+            f"{kib / 1024:.1f}" if kib else "-" for kib in (rss_start.get(pid), rss_base[pid], rss_end.get(pid))
+        )
+        print(f"  pid {pid}: {start} / {base} / {end}  {growth.get(pid, float('nan')):+.1%}")
+    # A leak keeps growing; a cache filling up to its bound flattens out. Tell them apart.
+    halfway = samples[len(samples) // 2]
+    late = [(rss_end[pid] - halfway[pid]) / halfway[pid] for pid in halfway if pid in rss_end and halfway[pid]]
+    if late:
+        print(f"growth over the second half of the run: {min(late):+.1%} to {max(late):+.1%}")
     replaced = sorted(set(workers) - set(final_workers))
     print(f"workers replaced during the run: {len(replaced)}")
     print(f"imports: {len(imports.runs)} runs; " + "; ".join(f"{t:.1f} s rc={rc} {line}" for t, rc, line in imports.runs))
