@@ -446,3 +446,18 @@ def test_overwrite_restores_seed_values_even_when_the_file_is_unchanged(tmp_path
     assert "updated 1" in summary_line(run(tmp_path, overwrite=True)[0])
     article = Article.objects.get()
     assert article.title == "A Title" and not article.edited_since_import
+
+
+def test_overlapping_paths_and_links_import_each_file_once(tmp_path):
+    """The same folder twice, a folder inside another, a file inside a named folder, and links to both."""
+    seeds = tmp_path / "seeds"
+    write(seeds / "sub", "inner.txt", seed_text(title="Inner"))
+    write(seeds, "top.txt", seed_text(title="Top"))
+    (seeds / "again").symlink_to(seeds / "sub")  # a folder link inside the roots
+    outside = tmp_path / "elsewhere"
+    write(outside, "linked-in.txt", seed_text(title="Linked in"))
+    (seeds / "linked-in.txt").symlink_to(outside / "linked-in.txt")  # only reachable through the link
+    stdout, stderr, status = run(seeds, seeds, seeds / "sub", seeds / "top.txt", tmp_path / "seeds" / ".." / "seeds")
+    assert status == 0, stderr
+    assert summary_line(stdout) == "created 3, updated 0, unchanged 0, conflicts 0, duplicates 0, rejected 0"
+    assert set(Article.objects.values_list("title", flat=True)) == {"Inner", "Top", "Linked in"}
