@@ -29,6 +29,7 @@ costs one indexed lookup, and caching every URL a scanner invents would evict re
 
 import hashlib
 import logging
+from contextvars import ContextVar
 from functools import cache, wraps
 from pathlib import Path
 
@@ -72,6 +73,26 @@ def content_state() -> tuple:
     if row is None:  # the row is made by migration 0002; a flushed test database lacks it
         return (0, None, next_scheduled.values_list("published_at", flat=True).first(), None)
     return row
+
+
+#: The content state public_page read for the request being served, so that data derived from the
+#: content while rendering it (the filter form's source lists) is keyed on the same state for free.
+_request_state: ContextVar[tuple | None] = ContextVar("newsroom_content_state", default=None)
+
+
+def cached_for_content(name: str, compute):
+    """``compute()``, cached until public content changes (the same rule as the page cache).
+
+    For data every page derives from the whole content, such as the lists of sources in the filter
+    form, which would otherwise cost a query over all sources on every uncached render.
+    """
+    state = _request_state.get() or content_state()
+    key = f"derived:{name}:{hashlib.sha256(repr(state).encode()).hexdigest()}"
+    value = cache_get(key)
+    if value is None:
+        value = compute()
+        cache_set(key, value)
+    return value
 
 
 def last_modified(state: tuple):
@@ -225,9 +246,13 @@ def public_page(max_age: int | None = None):
                     response[name] = value
                 return finish(response, "hit")
 
-            response = view(request, *args, **kwargs)
-            if hasattr(response, "render"):
-                response = response.render()
+            token = _request_state.set(state)
+            try:
+                response = view(request, *args, **kwargs)
+                if hasattr(response, "render"):
+                    response = response.render()
+            finally:
+                _request_state.reset(token)
             if not is_storable(request, response):
                 # Redirects, errors and per-visitor pages: no shared caching, no ETag.
                 return response

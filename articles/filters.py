@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from django_filters import ChoiceFilter, DateFromToRangeFilter, FilterSet
 from django_filters.widgets import DateRangeWidget
 
+from .caching import cached_for_content
 from .models import Article, Source
 
 
@@ -65,11 +66,12 @@ def _source_choices(relation: str):
     Plain tuples rather than model instances: these lists run to hundreds of entries on every page.
     """
 
-    def choices():
+    def query():
         articles = Article.objects.published().filter(**{relation: OuterRef("pk")})
         return list(Source.objects.filter(Exists(articles)).order_by("name").values_list("slug", "name"))
 
-    return choices
+    # Every uncached page renders these lists; they change only when the content does.
+    return lambda: cached_for_content(f"source-choices:{relation}", query)
 
 
 class SourceSlugFilter(ChoiceFilter):

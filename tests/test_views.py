@@ -679,3 +679,20 @@ def test_unicode_slugs_resolve(client):
     article = ArticleFactory(title="Año nuevo", slug="año-nuevo", source=source)
     assert client.get(detail_url(article)).status_code == 200
     assert client.get(source_url(source)).status_code == 200
+
+
+def test_filter_source_lists_follow_content_changes_at_once(client, settings):
+    """The lists are cached on the content state: a new source, or one whose only article goes
+    public by the clock, shows in the form on the very next (uncached) page."""
+    settings.NEWSROOM_PAGE_CACHE = False  # the page itself re-renders; only the lists are cached
+    ArticleFactory(source=SourceFactory(name="Early Source"))
+    assert 'value="early-source"' in html(client.get(HOME))
+    assert 'value="new-source"' not in html(client.get(HOME))
+
+    ArticleFactory(source=SourceFactory(name="New Source"))
+    assert 'value="new-source"' in html(client.get(HOME))
+
+    later = ArticleFactory(source=SourceFactory(name="Later Source"), published_at=timezone.now() + timedelta(hours=1))
+    assert 'value="later-source"' not in html(client.get(HOME))
+    Article.objects.filter(pk=later.pk).update(published_at=ago(minutes=1))  # no write to any version
+    assert 'value="later-source"' in html(client.get(HOME))
