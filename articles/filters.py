@@ -51,11 +51,25 @@ class LabelledDateRangeWidget(DateRangeWidget):
         ]
 
 
+#: Dates outside these years are typing mistakes, and at the edges of the calendar converting them
+#: between time zones overflows (0001-01-01 in New York is before year 1 in UTC).
+EARLIEST_YEAR, LATEST_YEAR = 1800, 2999
+
+
 class ArticleFilterForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         published = cleaned.get("published")
-        if published and published.start and published.stop and published.start > published.stop:
+        if not published:
+            return cleaned
+        bounds = [moment for moment in (published.start, published.stop) if moment]
+        if any(not EARLIEST_YEAR <= moment.year <= LATEST_YEAR for moment in bounds):
+            self.add_error(
+                "published",
+                _("Dates must be between the years %(first)s and %(last)s.")
+                % {"first": EARLIEST_YEAR, "last": LATEST_YEAR},
+            )
+        elif published.start and published.stop and published.start > published.stop:
             self.add_error("published", _("The “from” date is after the “to” date."))
         return cleaned
 

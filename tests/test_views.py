@@ -696,3 +696,17 @@ def test_filter_source_lists_follow_content_changes_at_once(client, settings):
     assert 'value="later-source"' not in html(client.get(HOME))
     Article.objects.filter(pk=later.pk).update(published_at=ago(minutes=1))  # no write to any version
     assert 'value="later-source"' in html(client.get(HOME))
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["published_after=0001-01-01", "published_before=9999-12-31", "published_after=0001-01-01&published_before=9999-12-31"],
+)
+def test_dates_at_the_edges_of_the_calendar_are_a_filter_message_not_a_500(client, settings, query):
+    """Converting year 1 or 9999 between time zones overflows; such dates are refused politely."""
+    settings.TIME_ZONE = "America/New_York"
+    ArticleFactory()
+    for url in (f"{HOME}?{query}", f"{reverse('articles:search')}?q=article&{query}"):
+        response = client.get(url)
+        assert response.status_code == 400
+        assert "Dates must be between the years 1800 and 2999" in html(response)
