@@ -62,15 +62,20 @@ class ArticleFilterForm(forms.Form):
         published = cleaned.get("published")
         if not published:
             return cleaned
-        bounds = [moment for moment in (published.start, published.stop) if moment]
-        if any(not EARLIEST_YEAR <= moment.year <= LATEST_YEAR for moment in bounds):
+        start, stop = published.start, published.stop
+        # "From year 1" and "to year 9999" mean no bound at all; say so rather than compute with them.
+        start = None if start and start.year < EARLIEST_YEAR else start
+        stop = None if stop and stop.year > LATEST_YEAR else stop
+        if (start and start.year > LATEST_YEAR) or (stop and stop.year < EARLIEST_YEAR):
             self.add_error(
                 "published",
                 _("Dates must be between the years %(first)s and %(last)s.")
                 % {"first": EARLIEST_YEAR, "last": LATEST_YEAR},
             )
-        elif published.start and published.stop and published.start > published.stop:
+        elif start and stop and start > stop:
             self.add_error("published", _("The “from” date is after the “to” date."))
+        else:
+            cleaned["published"] = slice(start, stop) if start or stop else None
         return cleaned
 
 
