@@ -250,6 +250,19 @@ class Gunicorn:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def requests_per_worker(self) -> int:
+        """The most requests one worker can have in flight, from the resolved configuration.
+
+        A sync worker handles one request at a time; other worker classes accept up to
+        ``worker_connections`` at once.
+        """
+        resolved = subprocess.run(
+            [*self.command[:-1], "--print-config", self.command[-1]],
+            cwd=ROOT, env=self.env, pass_fds=(self.socket.fileno(),), capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        settings = dict(re.findall(r"^(\w+)\s+= (.*)$", resolved, re.MULTILINE))
+        return 1 if settings["worker_class"] == "sync" else int(settings["worker_connections"])
+
     def worker_pids(self) -> list[int]:
         return child_pids(self.process.pid)
 
@@ -322,33 +335,6 @@ def rss_kib(pid: int) -> int | None:
     except OSError:
         return None
     return None
-
-
-def open_connections(pid: int, port: int) -> int:
-    """Established TCP connections to ``port`` held by ``pid``: the requests in flight on a worker."""
-    inodes = set()
-    try:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    except OSError:
-        return 0
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port == port and fields[3] == "01" and fields[9] in inodes:  # 01 = ESTABLISHED
-                count += 1
-    return count
 
 
 @dataclass
