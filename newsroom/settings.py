@@ -169,7 +169,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+        # page_size only takes effect on a new, empty database (it must come before WAL): 16 KiB
+        # pages hold a whole article row where 4 KiB pages chain overflow pages (imports ~10% faster).
+        "init_command": (
+            "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;"
+        ),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -195,9 +199,10 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": "newsroom",
-            # Per worker process: bounds memory (1000 pages of 10-50 kB each); when full, the least
-            # recently used third is dropped.
-            "OPTIONS": {"MAX_ENTRIES": int(os.environ.get("NEWSROOM_LOCAL_CACHE_ENTRIES", "1000"))},
+            # Per worker process; when full, the least recently used third is dropped.
+            # ~300 rendered pages (about 10 MB) keep the hot pages without letting a
+            # worker's memory grow by a quarter (the soak test's 20% bound failed at 1,000).
+            "OPTIONS": {"MAX_ENTRIES": int(os.environ.get("NEWSROOM_LOCAL_CACHE_ENTRIES", "300"))},
         }
     }
 

@@ -43,3 +43,15 @@ def test_saving_and_deleting_bump_the_content_version():
     assert after_create > before
     article.delete()
     assert ContentVersion.current() > after_create
+
+
+def test_sqlite_runs_in_wal_with_a_busy_timeout_and_large_pages():
+    """WAL lets gunicorn read while an import writes; the timeout makes writers queue, not fail."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite settings")
+    with connection.cursor() as cursor:
+        assert cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert cursor.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+        assert cursor.execute("PRAGMA page_size").fetchone()[0] == 16384
