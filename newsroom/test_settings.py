@@ -21,3 +21,7 @@ STORAGES = {
     # The manifest storage needs collectstatic; tests render templates without it.
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Whitenoise serves STATIC_ROOT and warns on every request when it does not exist (a fresh clone
+# before collectstatic); tests serve static files from the app and project folders instead.
+STATIC_ROOT = VAR_DIR / "staticfiles"  # noqa: F405
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
