@@ -102,7 +102,8 @@ def iter_seed_paths(paths: Iterable[Path | str]) -> Iterator[Path | SeedError]:
     Symlinks are followed, but a file is yielded only where it really lives when that place is
     walked anyway: a link (to a file, or to a folder) pointing inside the given folders is skipped,
     so the file is imported once, and a folder link pointing back up the tree does not loop. This
-    needs no per-file memory, so 100,000 files cost no more than 10,000. A named path that is
+    keeps nothing per file (only one entry per folder, and the listing of the folder being walked).
+    A named path that is
     missing, or a named file that is not ``.txt``, is yielded as a ``SeedError`` to report.
     """
     paths = [Path(raw) for raw in paths]
