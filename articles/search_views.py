@@ -10,15 +10,15 @@ from django.views.decorators.http import require_safe
 from django.views.generic import TemplateView
 from django_filters.views import FilterView
 
-from .filters import ArticleFilter
-from .listing import DeepPagePaginator, for_listing
+from .listing import for_listing
 from .models import Article
 from .search import MAX_QUERY_LENGTH, parse_query, search_articles
+from .views import FilteredListMixin
 
 logger = logging.getLogger(__name__)
 
 
-class SearchView(FilterView):
+class SearchView(FilteredListMixin, FilterView):
     """``/search/?q=…``: ranked matches with a snippet, narrowed by the listing filters if given.
 
     The paginator selects the page's ids first (ranked), then loads those rows: with a plain
@@ -27,9 +27,6 @@ class SearchView(FilterView):
     """
 
     template_name = "articles/search.html"
-    filterset_class = ArticleFilter
-    paginate_by = 20
-    paginator_class = DeepPagePaginator
 
     def get_queryset(self):
         self.query = self.request.GET.get("q", "")[:MAX_QUERY_LENGTH].strip()
@@ -39,12 +36,6 @@ class SearchView(FilterView):
         return super().get_context_data(
             query=self.query, has_terms=bool(parse_query(self.query)), **kwargs
         )
-
-    def render_to_response(self, context, **response_kwargs):
-        # As on the home page: a filter the form rejected is the reader's mistake, shown as a 400.
-        if self.filterset.is_bound and not self.filterset.is_valid():
-            response_kwargs.setdefault("status", 400)
-        return super().render_to_response(context, **response_kwargs)
 
 
 class RobotsTxtView(TemplateView):

@@ -21,20 +21,35 @@ SITE_NAME = "Newsroom"
 MORE_FROM_SOURCE = 5
 
 
-class PublishedListMixin:
-    """The shared shape of every public listing: published only, newest first, 20 a page."""
+class PagedListMixin:
+    """20 a page, each page fetched by id from the listing index (page 200 costs what page 1 does)."""
 
     paginate_by = 20
     paginator_class = DeepPagePaginator
+
+
+class PublishedListMixin(PagedListMixin):
+    """The shared shape of every public listing: published only, newest first, 20 a page."""
 
     def get_queryset(self):
         return for_listing(Article.objects.published().newest_first())
 
 
-class ArticleListView(PublishedListMixin, FilterView):
-    """The home page: the newest articles, narrowed by the filters in the query string."""
+class FilteredListMixin(PagedListMixin):
+    """A listing narrowed by ``ArticleFilter``; a filter the form rejected is the reader's mistake,
+    shown above the form with a 400 (home page and search page alike)."""
 
     filterset_class = ArticleFilter
+
+    def render_to_response(self, context, **response_kwargs):
+        if self.filterset.is_bound and not self.filterset.is_valid():
+            response_kwargs.setdefault("status", 400)
+        return super().render_to_response(context, **response_kwargs)
+
+
+class ArticleListView(FilteredListMixin, PublishedListMixin, FilterView):
+    """The home page: the newest articles, narrowed by the filters in the query string."""
+
     template_name = "articles/article_list.html"
 
     def get(self, request, *args, **kwargs):
@@ -42,12 +57,6 @@ class ArticleListView(PublishedListMixin, FilterView):
         if request.GET.get("q", "").strip():
             return redirect(f"{reverse('articles:search')}?{request.GET.urlencode()}")
         return super().get(request, *args, **kwargs)
-
-    def render_to_response(self, context, **response_kwargs):
-        # A filter the form rejected is the reader's mistake: say so (400) above the form.
-        if self.filterset.is_bound and not self.filterset.is_valid():
-            response_kwargs.setdefault("status", 400)
-        return super().render_to_response(context, **response_kwargs)
 
 
 class SourceDetailView(PublishedListMixin, ListView):
