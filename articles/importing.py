@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from .models import SEED_FIELDS, Article, ContentVersion, SlugRedirect, Source
+from .search import inserts_indexed_together
 from .seeds import MAX_SEED_BYTES, SeedArticle, SeedError, parse_seed
 
 logger = logging.getLogger(__name__)
@@ -459,7 +460,8 @@ class _Batch:
                     "imported_fields": parsed.field_values(),
                 }
             )
-        insert_rows(Article, rows)
+        with inserts_indexed_together():
+            insert_rows(Article, rows)
         record_revisions(
             [row["seed_identity"] for row in rows],
             history_type="+",

@@ -9,12 +9,22 @@ from datetime import timedelta
 import factory
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from articles.models import Article
-from articles.search import FTS_TABLE, MARK_END, MARK_START, MAX_TERMS, parse_query, search_articles
+from articles.importing import import_seeds
+from articles.search import (
+    FTS_INSERT_TRIGGER,
+    FTS_TABLE,
+    MARK_END,
+    MARK_START,
+    MAX_TERMS,
+    inserts_indexed_together,
+    parse_query,
+    search_articles,
+)
 from articles.templatetags.search_tags import highlight
 from tests.factories import ArticleFactory, SourceFactory
 
@@ -303,6 +313,65 @@ def test_fts_triggers_exist():
         cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'articles_article'")
         names = {row[0] for row in cursor.fetchall()}
     assert {f"{FTS_TABLE}_ai", f"{FTS_TABLE}_ad", f"{FTS_TABLE}_au"} <= names
+
+
+def assert_index_matches_the_articles():
+    """FTS5's own check, comparing the index with the content table (rank 1); it raises on any
+    article missing from the index, indexed twice, or indexed with stale text."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('integrity-check', 1)")
+        cursor.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = %s", [FTS_INSERT_TRIGGER])
+        assert cursor.fetchone() == (1,), "the insert trigger is missing"
+
+
+@sqlite_only
+@pytest.mark.django_db
+def test_index_check_catches_an_article_the_index_missed():
+    """The check above can fail: an article written while the trigger is gone is not in the index."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TRIGGER {FTS_INSERT_TRIGGER}")
+    ArticleFactory()
+    with pytest.raises(DatabaseError):
+        assert_index_matches_the_articles()
+
+
+@sqlite_only
+@pytest.mark.django_db(transaction=True)
+def test_bulk_import_indexes_every_article_and_puts_the_trigger_back(tmp_path):
+    """The importer indexes each batch in one statement instead of through the per-row trigger."""
+    for number in range(5):
+        title = f"Harbour story {number}"
+        seed = f"{title}\n\nOriginally published at: {title} | Gazette\n\nThe tide came in {number}.\n"
+        (tmp_path / f"{number}.txt").write_text(seed)
+    summary = import_seeds([tmp_path], batch_size=2)
+    assert summary.counts["created"] == 5
+    assert_index_matches_the_articles()
+    assert len(search_articles("tide")) == 5
+    ArticleFactory(title="Harbour master retires")  # after the import, the trigger indexes as before
+    assert_index_matches_the_articles()
+    assert titles(search_articles("retires")) == ["Harbour master retires"]
+
+
+@sqlite_only
+@pytest.mark.django_db
+def test_a_failed_bulk_insert_leaves_the_trigger_and_the_index_as_they_were():
+    ArticleFactory(title="Kept story")
+    with pytest.raises(RuntimeError, match="boom"), transaction.atomic():
+        with inserts_indexed_together():
+            ArticleFactory(title="Lost story")
+            raise RuntimeError("boom")
+    assert_index_matches_the_articles()
+    assert titles(search_articles("story")) == ["Kept story"]
+
+
+@sqlite_only
+@pytest.mark.django_db(transaction=True)
+def test_bulk_indexing_refuses_to_run_outside_a_transaction():
+    """Outside a transaction another connection could insert while the trigger is gone."""
+    with pytest.raises(RuntimeError, match="inside transaction.atomic"):
+        with inserts_indexed_together():
+            pass
+    assert_index_matches_the_articles()
 
 
 @pytest.mark.django_db(transaction=True)
