@@ -1,5 +1,6 @@
 """``manage.py import_seeds [PATH ...]``: import seed files; see ``articles.importing`` for the rules."""
 
+import gc
 import time
 
 from django.conf import settings
@@ -73,11 +74,15 @@ class Command(BaseCommand):
                 progress.advance()
             self._report(result, verbosity, progress)
 
+        # Everything loaded before the import (Django, the apps, the models) outlives it: keep the
+        # garbage collector from re-scanning all of it every few thousand rows (5 % of a large import).
+        gc.freeze()
         try:
             summary = import_seeds(paths, status=status, dry_run=dry_run, overwrite=overwrite, on_result=on_result)
         except ValueError as err:
             raise CommandError(str(err)) from err
         finally:
+            gc.unfreeze()
             if progress:
                 progress.close()
 
