@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 IMPORTER_USERNAME = "importer"
 BATCH_SIZE = 1000
 SLUG_BASE_LENGTH = 100  # leaves room for a "-<n>" suffix within Article.slug's 120 characters
+SLUG_PROBE_WINDOW = 50  # suffixes looked up at once for a slug that is taken
 
 
 class Outcome(StrEnum):
@@ -223,30 +224,40 @@ def _allocate_slugs(bases: list[str], *, taken_in: list[tuple[type, str]]) -> li
 
     ``taken_in`` names the (model, field) pairs a slug must not collide with: for articles, the
     other articles' slugs and the old addresses kept as redirects (taking one would hijack its
-    links). One query per pair for the whole batch, plus one per pair for each base that collides.
+    links). One query per pair for the whole batch; a base that collides probes its suffixes
+    ``SLUG_PROBE_WINDOW`` at a time by exact value, which every database answers from the unique
+    index (a ``startswith`` is a ``LIKE`` on SQLite, which scans the whole table).
     """
-    wanted = set(bases)
-    taken = set()
-    for model, field_name in taken_in:
-        taken.update(model.objects.filter(**{f"{field_name}__in": wanted}).values_list(field_name, flat=True))
-    counters: dict[str, int] = {}
+    taken = _taken_slugs(set(bases), taken_in)
+    next_suffix: dict[str, int] = {}
+    probed_below: dict[str, int] = {}
     result = []
     for base in bases:
-        if base not in taken:
-            taken.add(base)
-            result.append(base)
-            continue
-        if base not in counters:
-            for model, field_name in taken_in:
-                similar = model.objects.filter(**{f"{field_name}__startswith": f"{base}-"})
-                taken.update(similar.values_list(field_name, flat=True))
-            counters[base] = 2
-        while f"{base}-{counters[base]}" in taken:
-            counters[base] += 1
-        slug = f"{base}-{counters[base]}"
+        if base in taken:
+            suffix = next_suffix.get(base, 2)
+            while True:
+                if suffix >= probed_below.get(base, 2):
+                    window = range(suffix, suffix + SLUG_PROBE_WINDOW)
+                    taken |= _taken_slugs({f"{base}-{n}" for n in window}, taken_in)
+                    probed_below[base] = window.stop
+                if f"{base}-{suffix}" not in taken:
+                    break
+                suffix += 1
+            next_suffix[base] = suffix + 1
+            slug = f"{base}-{suffix}"
+        else:
+            slug = base
         taken.add(slug)
         result.append(slug)
     return result
+
+
+def _taken_slugs(candidates: set[str], taken_in: list[tuple[type, str]]) -> set[str]:
+    taken = set()
+    for model, field_name in taken_in:
+        lookup = model.objects.filter(**{f"{field_name}__in": candidates}).order_by()
+        taken.update(lookup.values_list(field_name, flat=True))
+    return taken
 
 
 def _resolve_sources(names: set[str], *, importer) -> dict[str, Source]:
@@ -384,19 +395,20 @@ class _Batch:
 
     def run(self) -> list[FileResult]:
         identities = {seed.article.identity for seed in self.seeds}
-        existing = {
-            article.seed_identity: article
+        existing_articles = Article.objects.filter(seed_identity__in=identities).select_related("source", "cited_source")
+        if connection.features.has_select_for_update:
             # Locked until the batch commits: an editor's save between this read and the write
-            # below would otherwise be overwritten (PostgreSQL; SQLite has one writer at a time).
-            # In primary-key order, like every other locking writer, so two never deadlock.
-            for article in Article.objects.select_for_update(of=("self",))
-            .filter(seed_identity__in=identities)
-            .select_related("source", "cited_source")
-            .order_by("pk")
-        }
+            # below would otherwise be overwritten. In primary-key order, like every other locking
+            # writer, so two never deadlock.
+            existing_articles = existing_articles.select_for_update(of=("self",)).order_by("pk")
+        else:
+            # SQLite: one writer at a time, no row locks; and ordered by pk, its planner would scan
+            # the whole table instead of looking the identities up in their index.
+            existing_articles = existing_articles.order_by()
+        existing = {article.seed_identity: article for article in existing_articles}
         new_hashes = {seed.article.sha256 for seed in self.seeds if seed.article.identity not in existing}
         known_hashes = dict(
-            Article.objects.filter(seed_sha256__in=new_hashes).values_list("seed_sha256", "seed_identity")
+            Article.objects.filter(seed_sha256__in=new_hashes).order_by().values_list("seed_sha256", "seed_identity")
         )
         results: list[FileResult] = []
         to_create: list[_Seed] = []

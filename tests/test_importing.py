@@ -1,6 +1,7 @@
 """The import service and the ``import_seeds`` command, against a real database."""
 
 import os
+import re
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from articles import importing
@@ -418,6 +420,50 @@ def test_new_slug_never_takes_an_old_address_kept_as_a_redirect(tmp_path):
     run(tmp_path)
     assert Article.objects.get(seed_identity="a").slug == "same-title-3"
     assert Article.objects.get(seed_identity="b").slug == "fresh-title-2"
+
+
+def test_a_much_used_title_gets_the_first_free_suffix_beyond_one_lookup_window(tmp_path, django_assert_num_queries):
+    """Suffixes are looked up by exact value a window at a time; a run of taken ones spanning more
+    than a window, a gap, and an old address in the way are all stepped over."""
+    from articles.models import SlugRedirect
+    from tests.factories import ArticleFactory
+
+    window = importing.SLUG_PROBE_WINDOW
+    taken = ["briefing"] + [f"briefing-{n}" for n in range(2, window + 5) if n != window + 3]
+    articles = [ArticleFactory(title="Briefing", slug=slug) for slug in taken]
+    SlugRedirect.objects.create(old_slug=f"briefing-{window + 6}", article=articles[0])
+    for name in "abc":
+        write(tmp_path, f"{name}.txt", seed_text(title="Briefing", paragraphs=(f"Edition {name}.",)))
+    run(tmp_path)
+    slugs = dict(Article.objects.filter(seed_identity__isnull=False).values_list("seed_identity", "slug"))
+    assert slugs == {"a": f"briefing-{window + 3}", "b": f"briefing-{window + 5}", "c": f"briefing-{window + 7}"}
+    # One lookup per (model, field) for the bases, plus one per (model, field) per window probed.
+    with django_assert_num_queries(2 + 2 * 2):
+        more = importing._allocate_slugs(["briefing"] * 3, taken_in=[(Article, "slug"), (SlugRedirect, "old_slug")])
+    assert more == [f"briefing-{window + n}" for n in (8, 9, 10)]
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query planner")
+def test_importer_lookups_use_indexes_not_table_scans(tmp_path):
+    """Every importer query on articles is answered from an index, once the table has statistics;
+    a full scan per batch made large re-imports quadratic."""
+    for number in range(2000):
+        write(tmp_path, f"{number:04d}.txt", seed_text(title=f"Story {number}", paragraphs=(f"Body {number}.",)))
+    import_seeds([tmp_path])  # ends with ANALYZE
+    write(tmp_path, "new.txt", seed_text(title="Story 7", paragraphs=("A new take.",)))  # a slug that collides
+    write(tmp_path, "0001.txt", seed_text(title="Story 1", paragraphs=("Changed.",)))
+    with CaptureQueriesContext(connection) as captured:
+        import_seeds([tmp_path], batch_size=200)
+    plans = []
+    with connection.cursor() as cursor:
+        for query in captured.captured_queries:
+            sql = query["sql"]
+            if sql.startswith(("SELECT", "INSERT", "UPDATE")) and "articles_article" in sql:
+                cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
+                plans.append((sql[:120], [row[3] for row in cursor.fetchall()]))
+    assert len(plans) > 5
+    scans = [(sql, plan) for sql, plan in plans if any(re.match(r"SCAN articles_article\b", step) for step in plan)]
+    assert not scans
 
 
 def test_unreadable_folder_is_reported(tmp_path, monkeypatch):
