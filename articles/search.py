@@ -6,7 +6,9 @@ only ever call it; which engine answers is decided here by ``connection.vendor``
 
 * SQLite: an FTS5 index (``articles_article_fts``, external content over ``articles_article``) kept
   in step by triggers, so every write path — ``save()``, ``bulk_create``, ``QuerySet.update`` and raw
-  SQL — updates it without application code remembering to. Created by migration 0003.
+  SQL — updates it without application code remembering to. Created by migration 0003. The
+  importer, inserting thousands of rows at a time, indexes each batch in one statement instead
+  (:func:`inserts_indexed_together`).
 * PostgreSQL: a weighted ``tsvector`` column that PostgreSQL generates from title, summary and body
   (so it too follows every write), with a GIN index, queried with ``websearch_to_tsquery``. The
   column is not a model field, because the model is shared with SQLite; a ``GeneratedField`` on
@@ -83,8 +85,8 @@ def _quoted(terms: list[tuple[str, ...]]) -> str:
 def inserts_indexed_together():
     """Index the articles inserted inside this block in one statement when it ends, not row by row.
 
-    For bulk inserts (the seed importer). On SQLite the per-row insert trigger costs twice as much
-    as the inserts themselves; here it is dropped, the new rows (ids above the largest one before the
+    For bulk inserts (the seed importer). On SQLite the per-row insert trigger costs three times as
+    much as the inserts themselves; here it is dropped, the new rows (ids above the largest one before the
     block: the ids are AUTOINCREMENT) are indexed with one ``INSERT … SELECT``, and the trigger is
     re-created from its own stored SQL. It must run inside a transaction: SQLite's DDL is
     transactional and the transaction holds the write lock, so no other connection ever writes
@@ -100,7 +102,13 @@ def inserts_indexed_together():
     columns = ", ".join(FTS_COLUMNS)
     with connection.cursor() as cursor:
         cursor.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = %s", [FTS_INSERT_TRIGGER])
-        (trigger_sql,) = cursor.fetchone()
+        row = cursor.fetchone()
+        if row is None:
+            raise RuntimeError(
+                f"the search index trigger {FTS_INSERT_TRIGGER} is missing: a migration rebuilt articles_article "
+                "without re-creating it (see migration 0003_search)"
+            )
+        (trigger_sql,) = row
         cursor.execute("SELECT coalesce(max(id), 0) FROM articles_article")
         (last_id_before,) = cursor.fetchone()
         cursor.execute(f"DROP TRIGGER {FTS_INSERT_TRIGGER}")

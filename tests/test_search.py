@@ -365,6 +365,16 @@ def test_a_failed_bulk_insert_leaves_the_trigger_and_the_index_as_they_were():
 
 
 @sqlite_only
+@pytest.mark.django_db
+def test_bulk_indexing_names_a_missing_trigger():
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TRIGGER {FTS_INSERT_TRIGGER}")
+    with pytest.raises(RuntimeError, match=f"{FTS_INSERT_TRIGGER} is missing.*0003_search"), transaction.atomic():
+        with inserts_indexed_together():
+            pass
+
+
+@sqlite_only
 @pytest.mark.django_db(transaction=True)
 def test_bulk_indexing_refuses_to_run_outside_a_transaction():
     """Outside a transaction another connection could insert while the trigger is gone."""
