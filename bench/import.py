@@ -5,8 +5,10 @@
     .venv/bin/python bench/import.py --database-url postgres://...   # an empty PostgreSQL database
 
 Prints articles/s for the import command (process start-up included, migrations not), the peak
-resident memory of the import, and the time of a second, all-unchanged run. Target (issue 2): at least
-5,000 articles/s at N=10,000 on SQLite on a 2-core machine, and flat memory up to N=100,000.
+resident memory of the import, the command's own memory a quarter, half, three quarters of the way
+through and at the end (flat = no growth as the corpus streams through), and the time of a second,
+all-unchanged run. Target (issue 2): at least 5,000 articles/s at N=10,000 on SQLite on a 2-core
+machine, and flat memory up to N=100,000.
 """
 
 import argparse
@@ -15,11 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _common import rss_kib  # noqa: E402
 from seedgen import write_seeds  # noqa: E402
 
 
@@ -29,21 +33,40 @@ def manage(*args, env):
     )
 
 
-def timed_import(seeds: Path, env) -> tuple[float, float, str]:
-    """Seconds, peak RSS in MB of the import's process tree, and the summary line."""
+@dataclass
+class ImportRun:
+    seconds: float
+    peak_mb: float  # of the import's process tree (the command and its parsing worker)
+    rss_mb_by_progress: dict[int, float]  # the command's own resident memory at 25/50/75/100 % of the run
+    summary: str
+
+
+def timed_import(seeds: Path, env) -> ImportRun:
+    """Run the import command once, sampling its resident memory every 50 ms to show whether it grows."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), "import_seeds", str(seeds)], env=env, cwd=ROOT, stdout=out, stderr=err
         )
-        # wait4: the resource usage of this one process (and the workers it waited for), not of
-        # every child this script ran before (migrate).
-        _pid, status, usage = os.wait4(process.pid, 0)
+        samples: list[tuple[float, int]] = []
+        while True:
+            # wait4: the resource usage of this one process (and the workers it waited for), not of
+            # every child this script ran before (migrate).
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if (kib := rss_kib(process.pid)) is not None:
+                samples.append((time.perf_counter() - started, kib))
+            time.sleep(0.05)
         elapsed = time.perf_counter() - started
         out.seek(0), err.seek(0)
         if os.waitstatus_to_exitcode(status):
             sys.exit(f"import failed:\n{err.read()[-2000:]}")
-        return elapsed, usage.ru_maxrss / 1024, out.read().strip().splitlines()[-1]
+        by_progress = {}
+        for percent in (25, 50, 75, 100):
+            at = elapsed * percent / 100
+            by_progress[percent] = max((kib for t, kib in samples if t <= at), default=0) / 1024
+        return ImportRun(elapsed, usage.ru_maxrss / 1024, by_progress, out.read().strip().splitlines()[-1])
 
 
 def main():
@@ -68,12 +91,14 @@ def main():
     if migrated.returncode:
         sys.exit(migrated.stderr)
 
-    elapsed, peak_mb, line = timed_import(seeds, env)
-    print(f"first import:  {line}")
-    print(f"  {elapsed:.2f} s, {args.count / elapsed:,.0f} articles/s, peak RSS {peak_mb:.0f} MB")
-    elapsed, _, line = timed_import(seeds, env)
-    print(f"re-import:     {line}")
-    print(f"  {elapsed:.2f} s, {args.count / elapsed:,.0f} files/s")
+    first = timed_import(seeds, env)
+    print(f"first import:  {first.summary}")
+    print(f"  {first.seconds:.2f} s, {args.count / first.seconds:,.0f} articles/s, peak RSS {first.peak_mb:.0f} MB")
+    growth = ", ".join(f"{percent} %: {mb:.0f} MB" for percent, mb in first.rss_mb_by_progress.items())
+    print(f"  memory (the command's RSS, highest so far) at {growth}")
+    again = timed_import(seeds, env)
+    print(f"re-import:     {again.summary}")
+    print(f"  {again.seconds:.2f} s, {args.count / again.seconds:,.0f} files/s")
     if not args.keep:
         subprocess.run(["rm", "-rf", str(workdir)])
 
