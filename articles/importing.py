@@ -10,8 +10,8 @@ The rules, in the order a person would ask about them:
 * **Duplicates.** The same text under another file name is reported and not imported twice.
 * **All or nothing per file.** Files are written in batches inside a transaction for speed; if a batch
   fails in the database, it is retried file by file so one bad file never rolls back the others.
-* **Flat memory.** Files are streamed from the walk in batches; per-run state is one integer per file
-  (to import a file reached twice through a symlink only once).
+* **Flat memory.** Files are streamed from the walk in batches, at most two batches in memory; the
+  walk keeps one entry per folder and the sorted names of the folder it is in, nothing per file.
 """
 
 from __future__ import annotations
