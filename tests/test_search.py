@@ -343,6 +343,9 @@ def test_bulk_import_indexes_every_article_and_puts_the_trigger_back(tmp_path):
         title = f"Harbour story {number}"
         seed = f"{title}\n\nOriginally published at: {title} | Gazette\n\nThe tide came in {number}.\n"
         (tmp_path / f"{number}.txt").write_text(seed)
+    assert import_seeds([tmp_path], batch_size=2, dry_run=True).counts["created"] == 5
+    assert_index_matches_the_articles()  # a dry run rolls the trigger's removal back with the rest
+    assert not Article.objects.exists()
     summary = import_seeds([tmp_path], batch_size=2)
     assert summary.counts["created"] == 5
     assert_index_matches_the_articles()
