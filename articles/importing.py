@@ -16,7 +16,6 @@ The rules, in the order a person would ask about them:
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import multiprocessing
@@ -319,12 +318,8 @@ def _column_converter(model_field):
     return None
 
 
-@functools.lru_cache(maxsize=1024)
 def _sqlite_datetime(value: datetime | None) -> str | None:
-    """What Django's SQLite backend stores: naive UTC in str() form; 10x cheaper than get_db_prep_save.
-
-    Cached: a batch repeats one timestamp (created, updated, imported) in every row.
-    """
+    """What Django's SQLite backend stores: naive UTC in str() form; 10x cheaper than get_db_prep_save."""
     return None if value is None else str(value.astimezone(UTC).replace(tzinfo=None))
 
 

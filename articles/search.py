@@ -90,9 +90,10 @@ def inserts_indexed_together():
     block: the ids are AUTOINCREMENT) are indexed with one ``INSERT … SELECT``, and the trigger is
     re-created from its own stored SQL. It must run inside a transaction: SQLite's DDL is
     transactional and the transaction holds the write lock, so no other connection ever writes
-    while the trigger is missing, and a failure rolls the drop back with everything else. Updates
-    and deletes inside the block are still indexed by their triggers. On PostgreSQL the search
-    document is a generated column, so there is nothing to do.
+    while the trigger is missing, and a failure rolls the drop back with everything else. A row
+    inserted in the block must not be updated or deleted before it ends: its update and delete
+    triggers would remove words that are not indexed yet. On PostgreSQL the search document is a
+    generated column, so there is nothing to do.
     """
     if connection.vendor != "sqlite":
         yield

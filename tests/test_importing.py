@@ -17,6 +17,7 @@ from django.utils import timezone
 from articles import importing
 from articles.importing import Outcome, import_seeds, merge_fields
 from articles.models import Article, ContentVersion, Source
+from articles.search import search_articles
 
 pytestmark = pytest.mark.django_db
 
@@ -272,6 +273,9 @@ def test_database_failure_in_a_batch_is_retried_file_by_file(tmp_path, monkeypat
     assert summary_line(stdout) == "created 4, updated 0, unchanged 0, conflicts 0, duplicates 0, rejected 1"
     assert Article.objects.count() == 4
     assert Article.history.count() == 4
+    # The rolled-back batch took its search indexing with it; the retried files are indexed.
+    assert sorted(a.title for a in search_articles("story")) == [f"Story {n}" for n in range(4)]
+    assert not search_articles("boom").exists()
 
 
 def test_status_option_sets_new_articles_status(tmp_path):
