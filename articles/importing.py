@@ -16,6 +16,7 @@ The rules, in the order a person would ask about them:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -23,17 +24,18 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .models import SEED_FIELDS, Article, ContentVersion, SlugRedirect, Source
+from .models import SEED_FIELDS, Article, ContentVersion, ImportConflict, ImportOutcome, ImportRun, SlugRedirect, Source
 from .search import inserts_indexed_together
-from .seeds import MAX_SEED_BYTES, SeedArticle, SeedError, parse_seed
+from .seed_files import SeedFile, StillBeingWritten, display_path, iter_seed_files, read_seed_file
+from .seeds import SeedArticle, SeedError, parse_seed
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +45,8 @@ SLUG_BASE_LENGTH = 100  # leaves room for a "-<n>" suffix within Article.slug's 
 SLUG_PROBE_WINDOW = 50  # suffixes looked up at once for a slug that is taken
 
 
-class Outcome(StrEnum):
-    CREATED = "created"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    CONFLICT = "conflict"
-    DUPLICATE = "duplicate"
-    REJECTED = "rejected"
+#: What became of a file; the same choices the run's outcome rows store.
+Outcome = ImportOutcome.Kind
 
 
 @dataclass(frozen=True)
@@ -61,6 +58,8 @@ class FileResult:
     detail: str = ""
     warnings: tuple[str, ...] = ()
     conflict_fields: tuple[str, ...] = ()
+    #: The article the file created or updated, where there is one.
+    article_id: int | None = None
 
 
 @dataclass
@@ -75,10 +74,12 @@ class ImportSummary:
         return self.counts[Outcome.REJECTED]
 
     def line(self) -> str:
+        """The one-line summary; ``skipped N`` appears only when files were left for the next run."""
         c = self.counts
+        skipped = f"skipped {c[Outcome.SKIPPED]}, " if c[Outcome.SKIPPED] else ""
         return (
             f"created {c[Outcome.CREATED]}, updated {c[Outcome.UPDATED]}, unchanged {c[Outcome.UNCHANGED]}, "
-            f"conflicts {c[Outcome.CONFLICT]}, duplicates {c[Outcome.DUPLICATE]}, rejected {c[Outcome.REJECTED]}"
+            f"conflicts {c[Outcome.CONFLICT]}, duplicates {c[Outcome.DUPLICATE]}, {skipped}rejected {c[Outcome.REJECTED]}"
         )
 
 
@@ -95,85 +96,20 @@ class _DryRunRollback(Exception):
     """Raised at the end of a dry run to roll back everything it wrote."""
 
 
-# --- Finding files -------------------------------------------------------------------------------
+# --- Reading files ---------------------------------------------------------------------------------
 
 
-def iter_seed_paths(paths: Iterable[Path | str]) -> Iterator[Path | SeedError]:
-    """Every ``*.txt`` file under the given files and folders, each real file once, in a stable order.
-
-    Symlinks are followed, but a file is yielded only where it really lives when that place is
-    walked anyway: a link (to a file, or to a folder) pointing inside the given folders is skipped,
-    so the file is imported once, and a folder link pointing back up the tree does not loop. This
-    keeps nothing per file (only one entry per folder, and the listing of the folder being walked).
-    A named path that is
-    missing, or a named file that is not ``.txt``, is yielded as a ``SeedError`` to report.
-    """
-    paths = [Path(raw) for raw in paths]
-    real_roots = [path.resolve() for path in paths if path.is_dir()]
-
-    def walked_anyway(real: Path, *, other_than: Path | None = None) -> bool:
-        return any(real.is_relative_to(root) for root in real_roots if root != other_than)
-
-    seen_dirs: set[Path] = set()  # one entry a folder, for links that loop outside the roots
-    for root in paths:
-        if root.is_dir():
-            real_root = root.resolve()
-            if real_root in seen_dirs or walked_anyway(real_root, other_than=real_root):
-                continue  # the same folder named twice, or a folder inside another one named
-            unreadable: list[OSError] = []
-            for directory, dirnames, filenames in os.walk(root, followlinks=True, onerror=unreadable.append):
-                yield from _folder_errors(unreadable)
-                real_dir = Path(directory).resolve()
-                reached_by_link = real_dir != Path(os.path.abspath(directory))
-                if real_dir in seen_dirs or (reached_by_link and walked_anyway(real_dir)):
-                    dirnames[:] = []
-                    continue
-                seen_dirs.add(real_dir)
-                dirnames.sort()
-                for name in sorted(filenames):
-                    path = Path(directory) / name
-                    if not name.lower().endswith(".txt"):
-                        continue
-                    if path.is_symlink() and path.exists():
-                        target = path.resolve()
-                        if target.suffix.lower() == ".txt" and walked_anyway(target):
-                            continue  # the real file is (or was) yielded where it lives
-                    yield path
-            yield from _folder_errors(unreadable)
-        elif root.exists():
-            if root.suffix.lower() != ".txt":
-                yield SeedError(root, "not a .txt file; only *.txt seed files are imported")
-            elif not walked_anyway(root.resolve()):
-                yield root
-        else:
-            yield SeedError(root, "no such file or folder")
+def read_seed(seed_file: SeedFile, *, settle_seconds: float = 0) -> _Seed:
+    """Read and parse one file safely (see ``articles.seed_files``); every failure is a ``SeedError``."""
+    raw = read_seed_file(seed_file, settle_seconds=settle_seconds)
+    return _Seed(path=str(raw.path), article=parse_seed(raw.data, raw.path), mtime=raw.mtime)
 
 
-def _folder_errors(errors: list[OSError]) -> Iterator[SeedError]:
-    """A folder the walk could not list is reported, not skipped in silence."""
-    while errors:
-        err = errors.pop(0)
-        yield SeedError(err.filename, f"cannot read folder: {err.strerror or err}")
-
-
-def read_seed(path: Path) -> _Seed:
-    """Read and parse one file; every failure becomes a ``SeedError`` naming the file."""
-    try:
-        with path.open("rb") as handle:
-            stat_result = os.fstat(handle.fileno())
-            if stat_result.st_size > MAX_SEED_BYTES:
-                raise SeedError(path, f"file is {stat_result.st_size:,} bytes; the limit is {MAX_SEED_BYTES:,} (5 MB)")
-            data = handle.read(MAX_SEED_BYTES + 1)
-    except OSError as err:
-        raise SeedError(path, f"cannot read: {err.strerror or err}") from err
-    return _Seed(path=str(path), article=parse_seed(data, path), mtime=stat_result.st_mtime)
-
-
-def _read_item(item: Path | SeedError) -> _Seed | SeedError:
+def _read_item(item: SeedFile | SeedError, settle_seconds: float) -> _Seed | SeedError:
     if isinstance(item, SeedError):
         return item
     try:
-        return read_seed(item)
+        return read_seed(item, settle_seconds=settle_seconds)
     except SeedError as err:
         return err
 
@@ -183,7 +119,9 @@ def _chunks(items: Iterator, size: int) -> Iterator[list]:
         yield chunk
 
 
-def read_seeds(paths: Iterable[Path | str], *, chunk_size: int) -> Iterator[_Seed | SeedError]:
+def read_seeds(
+    paths: Iterable[Path | str], *, chunk_size: int, settle_seconds: float = 0
+) -> Iterator[_Seed | SeedError]:
     """Read and parse the seeds under ``paths``, in order; failures come back as ``SeedError``.
 
     Parsing costs half as much as writing, so on a multi-core machine a worker process parses the
@@ -192,20 +130,21 @@ def read_seeds(paths: Iterable[Path | str], *, chunk_size: int) -> Iterator[_See
     flight, so memory stays flat however large the corpus. A run that fits in one chunk is parsed
     here, without a pool.
     """
-    chunks = _chunks(iter(iter_seed_paths(paths)), chunk_size)
+    read_item = functools.partial(_read_item, settle_seconds=settle_seconds)
+    chunks = _chunks(iter(iter_seed_files(paths)), chunk_size)
     first = next(chunks, [])
     second = next(chunks, None)
     workers = min(4, (os.cpu_count() or 1) - 1)
     if second is None or workers < 1 or "fork" not in multiprocessing.get_all_start_methods():
         for chunk in itertools.chain([first], [second] if second else [], chunks):
-            yield from map(_read_item, chunk)
+            yield from map(read_item, chunk)
         return
     # fork: the workers only read files and run pure parsing; they never touch the parent's DB connection.
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        pending = pool.map_async(_read_item, second, chunksize=64)
-        yield from map(_read_item, first)
+        pending = pool.map_async(read_item, second, chunksize=64)
+        yield from map(read_item, first)
         for chunk in chunks:
-            following = pool.map_async(_read_item, chunk, chunksize=64)
+            following = pool.map_async(read_item, chunk, chunksize=64)
             yield from pending.get()
             pending = following
         yield from pending.get()
@@ -377,15 +316,24 @@ def merge_fields(*, baseline: dict, current: dict, incoming: dict, overwrite: bo
     return _Merge(changes=changes, conflicts=tuple(conflicts), baseline=new_baseline)
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How a run imports, shared by every batch of it."""
+
+    status: str
+    overwrite: bool
+    run_started: datetime
+    importer: object
+    #: Where the run is recorded; ``None`` for a dry run, which records nothing.
+    run: ImportRun | None
+
+
 class _Batch:
     """Plans and writes one batch of parsed seeds; returns a result per seed."""
 
-    def __init__(self, seeds: list[_Seed], *, status: str, overwrite: bool, run_started, importer):
+    def __init__(self, seeds: list[_Seed], options: _Options):
         self.seeds = seeds
-        self.status = status
-        self.overwrite = overwrite
-        self.run_started = run_started
-        self.importer = importer
+        self.options = options
         self.now = timezone.now()
 
     def run(self) -> list[FileResult]:
@@ -405,6 +353,7 @@ class _Batch:
         known_hashes = dict(
             Article.objects.filter(seed_sha256__in=new_hashes).order_by().values_list("seed_sha256", "seed_identity")
         )
+        overwrite = self.options.overwrite
         results: list[FileResult] = []
         to_create: list[_Seed] = []
         to_update: list[tuple[_Seed, Article, _Merge]] = []
@@ -418,7 +367,11 @@ class _Batch:
                 known_hashes[parsed.sha256] = parsed.identity
                 to_create.append(seed)
                 continue
-            if article.imported_at and article.imported_at >= self.run_started and article.seed_sha256 != parsed.sha256:
+            if (
+                article.imported_at
+                and article.imported_at >= self.options.run_started
+                and article.seed_sha256 != parsed.sha256
+            ):
                 results.append(
                     self._result(
                         seed, Outcome.REJECTED, f"another file named {parsed.identity!r} was already imported in this run"
@@ -427,15 +380,15 @@ class _Batch:
                 continue
             current = article.seed_field_values()
             incoming = parsed.field_values()
-            if article.seed_sha256 == parsed.sha256 and (not self.overwrite or current == incoming):
-                results.append(self._result(seed, Outcome.UNCHANGED))
+            if article.seed_sha256 == parsed.sha256 and (not overwrite or current == incoming):
+                results.append(self._result(seed, Outcome.UNCHANGED, article_id=article.pk))
                 continue
             merge = merge_fields(
-                baseline=article.imported_fields or {}, current=current, incoming=incoming, overwrite=self.overwrite
+                baseline=article.imported_fields or {}, current=current, incoming=incoming, overwrite=overwrite
             )
             to_update.append((seed, article, merge))
 
-        sources = _resolve_sources(self._source_names(to_create, to_update), importer=self.importer)
+        sources = _resolve_sources(self._source_names(to_create, to_update), importer=self.options.importer)
         results += self._create(to_create, sources)
         results += self._update(to_update, sources)
         if to_create or to_update:
@@ -468,7 +421,7 @@ class _Batch:
                     "body": parsed.body,
                     "source_id": sources[parsed.publisher].pk if parsed.publisher else None,
                     "cited_source_id": sources[parsed.cited_outlet].pk if parsed.cited_outlet else None,
-                    "status": self.status,
+                    "status": self.options.status,
                     "published_at": datetime.fromtimestamp(seed.mtime, tz=UTC),
                     "created_at": self.now,
                     "updated_at": self.now,
@@ -482,29 +435,25 @@ class _Batch:
             )
         with inserts_indexed_together():
             insert_rows(Article, rows)
-        record_revisions(
-            [row["seed_identity"] for row in rows],
-            history_type="+",
-            user=self.importer,
-            reason="Created by seed import",
-            when=self.now,
-        )
-        return [self._result(seed, Outcome.CREATED) for seed in to_create]
+        identities = [row["seed_identity"] for row in rows]
+        record_revisions(identities, history_type="+", user=self.options.importer, reason="Created by seed import", when=self.now)
+        ids = {}
+        if self.options.run is not None:  # the run's outcome rows link to the new articles
+            ids = dict(Article.objects.filter(seed_identity__in=identities).order_by().values_list("seed_identity", "pk"))
+        return [
+            self._result(seed, Outcome.CREATED, article_id=ids.get(seed.article.identity)) for seed in to_create
+        ]
 
     def _update(self, to_update, sources) -> list[FileResult]:
         if not to_update:
             return []
         results, changed = [], []
         for seed, article, merge in to_update:
-            for name, value in merge.changes.items():
-                if name in ("source", "cited_source"):
-                    setattr(article, name, sources[value] if value else None)
-                else:
-                    setattr(article, name, value)
+            apply_seed_values(article, merge.changes, sources)
             article.seed_sha256 = seed.article.sha256
             article.imported_fields = merge.baseline
             article.imported_at = self.now
-            if self.overwrite:
+            if self.options.overwrite:
                 article.edited_since_import = False
             if merge.changes:
                 article.version += 1
@@ -512,11 +461,14 @@ class _Batch:
             changed.append(article)
             if merge.conflicts:
                 outcome = Outcome.CONFLICT
-                detail = "editor's changes kept for " + ", ".join(merge.conflicts) + " (use --overwrite to take the seed's)"
+                detail = (
+                    "editor's changes kept for " + ", ".join(merge.conflicts)
+                    + "; the seed's values wait in the admin's import conflicts (or use --overwrite)"
+                )
             else:
                 outcome = Outcome.UPDATED if merge.changes else Outcome.UNCHANGED
                 detail = ", ".join(merge.changes)
-            results.append(self._result(seed, outcome, detail, conflict_fields=merge.conflicts))
+            results.append(self._result(seed, outcome, detail, conflict_fields=merge.conflicts, article_id=article.pk))
         Article.objects.bulk_update(
             changed,
             fields=[
@@ -527,21 +479,142 @@ class _Batch:
         record_revisions(
             [article.seed_identity for (_seed, article, merge) in to_update if merge.changes],
             history_type="~",
-            user=self.importer,
+            user=self.options.importer,
             reason="Updated by seed import",
             when=self.now,
         )
+        self._record_conflicts(to_update)
         return results
 
+    def _record_conflicts(self, to_update) -> None:
+        """Keep each merged article's pending conflicts equal to what this merge found.
+
+        A newer seed replaces a pending incoming value; a seed that no longer disagrees with the
+        editor (or ``--overwrite``) clears the conflict.
+        """
+        settled = [article.pk for _seed, article, merge in to_update if not merge.conflicts]
+        if settled:
+            ImportConflict.objects.filter(article_id__in=settled).delete()
+        pending = []
+        for seed, article, merge in to_update:
+            if not merge.conflicts:
+                continue
+            ImportConflict.objects.filter(article=article).exclude(field__in=merge.conflicts).delete()
+            incoming = seed.article.field_values()
+            pending += [
+                ImportConflict(
+                    article=article,
+                    field=name,
+                    base_value=(article.imported_fields or {}).get(name),
+                    incoming_value=incoming[name],
+                    seed_path=display_path(seed.path),
+                    run=self.options.run,
+                    detected_at=self.now,
+                )
+                for name in merge.conflicts
+            ]
+        if pending:
+            ImportConflict.objects.bulk_create(
+                pending,
+                update_conflicts=True,
+                unique_fields=["article", "field"],
+                update_fields=["base_value", "incoming_value", "seed_path", "run", "detected_at"],
+            )
+
     @staticmethod
-    def _result(seed: _Seed, outcome: Outcome, detail: str = "", *, conflict_fields=()) -> FileResult:
+    def _result(seed: _Seed, outcome: Outcome, detail: str = "", *, conflict_fields=(), article_id=None) -> FileResult:
         return FileResult(
             path=seed.path,
             outcome=outcome,
             detail=detail,
             warnings=seed.article.warnings,
             conflict_fields=tuple(conflict_fields),
+            article_id=article_id,
         )
+
+
+def apply_seed_values(article: Article, values: dict[str, str | None], sources: dict[str, Source]) -> None:
+    """Set seed-field ``values`` (sources by name, as seeds give them) on ``article``, without saving.
+
+    The one place a seed's values become an article's: the importer's merge, ``--overwrite`` and an
+    editor's "take the seed's" in the conflict inbox all use it.
+    """
+    for name, value in values.items():
+        if name in ("source", "cited_source"):
+            setattr(article, name, sources[value] if value else None)
+        else:
+            setattr(article, name, value)
+
+
+# --- The run's record ---------------------------------------------------------------------------------
+
+
+class _RunRecorder:
+    """Writes the ``ImportRun`` and, in bulk, an outcome row for every file not left unchanged.
+
+    Rows wait in memory until the next batch is written and go into the database in that batch's
+    transaction, so a run of 100,000 files costs one multi-row INSERT per batch, not one per file.
+    """
+
+    def __init__(self, run: ImportRun):
+        self.run = run
+        self.pending: list[dict] = []
+
+    def add(self, result: FileResult) -> None:
+        """Keep a file's outcome for the next write (files rejected before any batch reached them)."""
+        self.pending += self._rows([result])
+
+    def write(self, results: list[FileResult]) -> None:
+        """Insert the waiting rows and those of ``results``; call inside the batch's transaction.
+
+        The waiting rows are dropped by :meth:`committed` once that transaction has committed, so a
+        batch that fails and is retried file by file does not lose them.
+        """
+        insert_rows(ImportOutcome, self.pending + self._rows(results))
+
+    def committed(self) -> None:
+        self.pending = []
+
+    def _rows(self, results: list[FileResult]) -> list[dict]:
+        return [
+            {
+                "run_id": self.run.pk,
+                "path": display_path(result.path),
+                "outcome": str(result.outcome),
+                "detail": display_path(result.detail),
+                "article_id": result.article_id,
+            }
+            for result in results
+            if result.outcome is not Outcome.UNCHANGED
+        ]
+
+    def finish(self, summary: ImportSummary, *, error: BaseException | None = None) -> None:
+        with transaction.atomic():
+            self.write([])
+            run = self.run
+            for outcome, count_field in _COUNT_FIELDS.items():
+                setattr(run, count_field, summary.counts[outcome])
+            run.finished_at = timezone.now()
+            if error is None:
+                run.state = ImportRun.State.FINISHED
+                run.exit_status = 1 if summary.rejected else 0
+            else:
+                run.state = ImportRun.State.FAILED
+                run.exit_status = 1
+                run.error = display_path(f"{type(error).__name__}: {error}")
+            run.save()
+        self.committed()
+
+
+_COUNT_FIELDS = {
+    Outcome.CREATED: "created",
+    Outcome.UPDATED: "updated",
+    Outcome.UNCHANGED: "unchanged",
+    Outcome.CONFLICT: "conflicts",
+    Outcome.DUPLICATE: "duplicates",
+    Outcome.SKIPPED: "skipped",
+    Outcome.REJECTED: "rejected",
+}
 
 
 # --- The service ------------------------------------------------------------------------------------
@@ -554,16 +627,33 @@ def import_seeds(
     dry_run: bool = False,
     overwrite: bool = False,
     batch_size: int = BATCH_SIZE,
+    settle_seconds: float | None = None,
+    command: str = "",
+    started_by: str = "",
+    user=None,
     on_result: Callable[[FileResult], None] | None = None,
 ) -> ImportSummary:
     """Import every seed under ``paths``; report each file through ``on_result``; return the counts.
 
-    ``dry_run`` does all the same work inside one transaction and rolls it back, so its summary is
-    exactly what a real run would report.
+    A real run is recorded as an ``ImportRun`` (``command``, ``started_by`` and ``user`` say who
+    started it) with an outcome row for every file it did not leave unchanged. ``dry_run`` does all
+    the same work inside one transaction and rolls it back, so its summary is exactly what a real
+    run would report, and it records nothing. ``settle_seconds`` (default: the
+    ``NEWSROOM_IMPORT_SETTLE_SECONDS`` setting) is how long a file must have been left alone before
+    it is read.
     """
     if status not in Article.Status.values:
         raise ValueError(f"unknown status {status!r}; choose one of {', '.join(Article.Status.values)}")
+    if settle_seconds is None:
+        settle_seconds = settings.NEWSROOM_IMPORT_SETTLE_SECONDS
+    paths = [Path(path) for path in paths]
     summary = ImportSummary()
+    recorder = None
+    if not dry_run:
+        run_record = ImportRun.objects.create(
+            command=command, started_by=started_by, user=user, paths=[display_path(path) for path in paths]
+        )
+        recorder = _RunRecorder(run_record)
 
     def report(result: FileResult) -> None:
         summary.add(result)
@@ -571,24 +661,34 @@ def import_seeds(
             on_result(result)
 
     def run() -> None:
-        run_started = timezone.now()
-        importer = importer_user()
+        options = _Options(
+            status=status,
+            overwrite=overwrite,
+            run_started=timezone.now(),
+            importer=importer_user(),
+            run=recorder.run if recorder else None,
+        )
+        write = functools.partial(_write_batch, report=report, options=options, recorder=recorder)
         batch: list[_Seed] = []
         batch_identities: set[str] = set()
-        for seed in read_seeds(paths, chunk_size=batch_size):
+        for seed in read_seeds(paths, chunk_size=batch_size, settle_seconds=settle_seconds):
             if isinstance(seed, SeedError):
-                report(FileResult(path=seed.path, outcome=Outcome.REJECTED, detail=seed.reason))
+                outcome = Outcome.SKIPPED if isinstance(seed, StillBeingWritten) else Outcome.REJECTED
+                result = FileResult(path=seed.path, outcome=outcome, detail=seed.reason)
+                if recorder:
+                    recorder.add(result)
+                report(result)
                 continue
             if seed.article.identity in batch_identities:
                 # Two files with one name in different folders: flush so the second meets the first in the database.
-                _write_batch(batch, report, status=status, overwrite=overwrite, run_started=run_started, importer=importer)
+                write(batch)
                 batch, batch_identities = [], set()
             batch.append(seed)
             batch_identities.add(seed.article.identity)
             if len(batch) >= batch_size:
-                _write_batch(batch, report, status=status, overwrite=overwrite, run_started=run_started, importer=importer)
+                write(batch)
                 batch, batch_identities = [], set()
-        _write_batch(batch, report, status=status, overwrite=overwrite, run_started=run_started, importer=importer)
+        write(batch)
 
     if dry_run:
         try:
@@ -597,11 +697,24 @@ def import_seeds(
                 raise _DryRunRollback
         except _DryRunRollback:
             pass
-    else:
+        return summary
+    try:
         run()
-        if summary.counts[Outcome.CREATED] or summary.counts[Outcome.UPDATED]:
-            refresh_planner_statistics()
+    except BaseException as err:  # KeyboardInterrupt too: the run is marked failed, not left "running"
+        _finish_quietly(recorder, summary, err)
+        raise
+    recorder.finish(summary)
+    if summary.counts[Outcome.CREATED] or summary.counts[Outcome.UPDATED]:
+        refresh_planner_statistics()
     return summary
+
+
+def _finish_quietly(recorder: _RunRecorder, summary: ImportSummary, error: BaseException) -> None:
+    """Mark the run failed if the database still lets us; the original error is what matters."""
+    try:
+        recorder.finish(summary, error=error)
+    except DatabaseError:
+        logger.warning("could not mark import run %s as failed", recorder.run.pk, exc_info=True)
 
 
 def refresh_planner_statistics() -> None:
@@ -617,23 +730,36 @@ def refresh_planner_statistics() -> None:
         cursor.execute("ANALYZE")
 
 
-def _write_batch(batch: list[_Seed], report, **options) -> None:
-    """Write a batch in one transaction; if the database refuses it, retry file by file."""
+def _write_batch(batch: list[_Seed], *, report, options: _Options, recorder: _RunRecorder | None) -> None:
+    """Write a batch in one transaction; if the database refuses it, retry file by file.
+
+    The run's outcome rows are written in the same transaction as the files they describe, and
+    files are reported only once their transaction has committed.
+    """
     if not batch:
         return
     try:
-        with transaction.atomic():
-            results = _Batch(batch, **options).run()
+        results = _write_in_transaction(batch, options, recorder)
     except DatabaseError:
         logger.warning("batch of %d seeds failed; retrying one file at a time", len(batch), exc_info=True)
+        results = []
         for seed in batch:
             try:
-                with transaction.atomic():
-                    results = _Batch([seed], **options).run()
+                results += _write_in_transaction([seed], options, recorder)
             except DatabaseError as err:
-                results = [FileResult(path=seed.path, outcome=Outcome.REJECTED, detail=f"database error: {err}")]
-            for result in results:
-                report(result)
-        return
+                result = FileResult(path=seed.path, outcome=Outcome.REJECTED, detail=f"database error: {err}")
+                if recorder:
+                    recorder.add(result)
+                results.append(result)
     for result in results:
         report(result)
+
+
+def _write_in_transaction(seeds: list[_Seed], options: _Options, recorder: _RunRecorder | None) -> list[FileResult]:
+    with transaction.atomic():
+        results = _Batch(seeds, options).run()
+        if recorder:
+            recorder.write(results)
+    if recorder:
+        recorder.committed()
+    return results

@@ -2,6 +2,7 @@
 
 import math
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.urls import reverse
@@ -222,3 +223,111 @@ class ContentVersion(models.Model):
         if not updated:
             cls.objects.get_or_create(pk=1)
             cls.objects.filter(pk=1).update(counter=F("counter") + 1, changed_at=timezone.now())
+
+
+class ImportRun(models.Model):
+    """One run of the importer: who started it with what, when, and what became of its files.
+
+    Written as the run starts (so a run in progress, or one that died, is visible) and completed when
+    it ends. Dry runs write nothing, so they leave no run either.
+    """
+
+    class State(models.TextChoices):
+        RUNNING = "running", _("Running")
+        FINISHED = "finished", _("Finished")
+        FAILED = "failed", _("Failed")
+
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.RUNNING)
+    #: The command line, or what else started the run.
+    command = models.TextField(_("command"), blank=True)
+    #: The operating-system account and host of a command-line run.
+    started_by = models.CharField(_("started by"), max_length=200, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    paths = models.JSONField(_("paths"), default=list)
+    created = models.PositiveIntegerField(_("created"), default=0)
+    updated = models.PositiveIntegerField(_("updated"), default=0)
+    unchanged = models.PositiveIntegerField(_("unchanged"), default=0)
+    conflicts = models.PositiveIntegerField(_("conflicts"), default=0)
+    duplicates = models.PositiveIntegerField(_("duplicates"), default=0)
+    skipped = models.PositiveIntegerField(_("skipped"), default=0)
+    rejected = models.PositiveIntegerField(_("rejected"), default=0)
+    exit_status = models.SmallIntegerField(_("exit status"), null=True, blank=True)
+    #: Why a failed run stopped.
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = _("import run")
+        verbose_name_plural = _("import runs")
+
+    def __str__(self):
+        return f"Import #{self.pk} ({timezone.localtime(self.started_at):%Y-%m-%d %H:%M})"
+
+
+class ImportOutcome(models.Model):
+    """What an import run did to one file, for every file it did not leave unchanged."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", _("Created")
+        UPDATED = "updated", _("Updated")
+        UNCHANGED = "unchanged", _("Unchanged")
+        CONFLICT = "conflict", _("Conflict")
+        DUPLICATE = "duplicate", _("Duplicate")
+        SKIPPED = "skipped", _("Skipped (still being written)")
+        REJECTED = "rejected", _("Rejected")
+
+    run = models.ForeignKey(ImportRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="outcomes")
+    #: The path as shown to the operator (control characters escaped).
+    path = models.TextField(_("file"))
+    outcome = models.CharField(_("outcome"), max_length=10, choices=Kind.choices)
+    detail = models.TextField(_("detail"), blank=True)
+    article = models.ForeignKey(
+        Article, verbose_name=_("article"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("import outcome")
+        verbose_name_plural = _("import outcomes")
+        indexes = [models.Index(fields=["run", "outcome", "id"], name="import_outcome_run_idx")]
+
+    def __str__(self):
+        return f"{self.path}: {self.outcome}"
+
+
+class ImportConflict(models.Model):
+    """A field an editor changed that a newer seed changes too, waiting for an editor's choice.
+
+    One per article and field. The editor's value is the article's own; this keeps the value the
+    importer last wrote (the merge baseline) and the seed's new value. A newer seed replaces the
+    incoming value; a choice in the admin (or ``--overwrite``) resolves it and moves the baseline on.
+    """
+
+    article = models.ForeignKey(
+        Article, verbose_name=_("article"), on_delete=models.CASCADE, related_name="import_conflicts"
+    )
+    field = models.CharField(_("field"), max_length=20)
+    base_value = models.TextField(_("last imported value"), null=True, blank=True)
+    incoming_value = models.TextField(_("seed's new value"), null=True, blank=True)
+    #: The file that brought the incoming value, as shown to the operator.
+    seed_path = models.TextField(_("seed file"), blank=True)
+    run = models.ForeignKey(
+        ImportRun, verbose_name=_("import run"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    detected_at = models.DateTimeField(_("detected"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        verbose_name = _("import conflict")
+        verbose_name_plural = _("import conflicts")
+        constraints = [
+            models.UniqueConstraint(fields=["article", "field"], name="import_conflict_one_per_field"),
+            models.CheckConstraint(condition=Q(field__in=SEED_FIELDS), name="import_conflict_seed_field"),
+        ]
+
+    def __str__(self):
+        return f"{self.article_id}: {self.field}"

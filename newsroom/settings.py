@@ -254,6 +254,9 @@ STORAGES = {
 
 # --- Seeds ----------------------------------------------------------------------------------
 SEEDS_DIR = BASE_DIR / "seeds"
+# A seed file modified less than this many seconds ago is taken to be still being written and is
+# left for the next import (see articles/seed_files.py).
+NEWSROOM_IMPORT_SETTLE_SECONDS = float(os.environ.get("NEWSROOM_IMPORT_SETTLE_SECONDS", "1"))
 
 # --- Logging: to stderr, so gunicorn and systemd collect it ---------------------------------
 LOGGING = {

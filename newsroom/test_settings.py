@@ -25,3 +25,5 @@ STORAGES = {
 # before collectstatic); tests serve static files from the app and project folders instead.
 STATIC_ROOT = VAR_DIR / "staticfiles"  # noqa: F405
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Tests write seed files and import them at once; the settle rule has tests of its own.
+NEWSROOM_IMPORT_SETTLE_SECONDS = 0
