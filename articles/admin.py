@@ -26,6 +26,7 @@ from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import publishing
+from .admin_imports import ImportConflictFilter, conflict_marker, warn_about_conflicts, with_conflict_marker
 from .forms import ArticleAdminForm, RevisionCompareForm
 from .models import Article, SlugRedirect, Source
 
@@ -183,14 +184,17 @@ class CitedSourceFilter(TopSourcesFilter):
 class ArticleChangeList(ChangeList):
     def get_queryset(self, request, exclude_parameters=None):
         # The list shows titles only: reading every row's body and import baseline would be waste.
-        return super().get_queryset(request, exclude_parameters).defer("body", "summary", "imported_fields")
+        queryset = super().get_queryset(request, exclude_parameters).defer("body", "summary", "imported_fields")
+        return with_conflict_marker(queryset)
 
 
 @admin.register(Article)
 class ArticleAdmin(RevisionsAdmin):
     form = ArticleAdminForm
-    list_display = ["title", "source", "status", "published_at", "updated_at", "from_seed", "edited_since_import"]
-    list_filter = ["status", SourceFilter, CitedSourceFilter, "edited_since_import"]
+    list_display = [
+        "title", "source", "status", "published_at", "updated_at", "from_seed", "edited_since_import", "attention",
+    ]
+    list_filter = ["status", SourceFilter, CitedSourceFilter, "edited_since_import", ImportConflictFilter]
     list_select_related = ["source"]
     date_hierarchy = "published_at"
     search_fields = ["title", "summary", "body", "source__name"]
@@ -236,6 +240,15 @@ class ArticleAdmin(RevisionsAdmin):
     def get_prepopulated_fields(self, request, obj=None):
         # Only for new articles: an existing slug is an address that must not follow title edits.
         return {"slug": ("title",)} if obj is None else {}
+
+    @admin.display(description=_("needs attention"))
+    def attention(self, obj):
+        return conflict_marker(obj)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "GET":
+            warn_about_conflicts(request, unquote(object_id))
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(boolean=True, description=_("from seed"), ordering="seed_identity")
     def from_seed(self, obj):

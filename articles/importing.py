@@ -17,13 +17,15 @@ The rules, in the order a person would ask about them:
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from django.conf import settings
@@ -546,6 +548,76 @@ def apply_seed_values(article: Article, values: dict[str, str | None], sources: 
             setattr(article, name, value)
 
 
+# --- Resolving conflicts ------------------------------------------------------------------------------
+
+
+class Choice(StrEnum):
+    """An editor's answer to one import conflict."""
+
+    MINE = "mine"
+    SEED = "seed"
+
+
+class StaleConflictError(Exception):
+    """A newer seed changed a conflict after the editor looked at it; they must look again."""
+
+    def __init__(self, fields: list[str]):
+        self.fields = fields
+        super().__init__("a newer seed changed " + ", ".join(fields) + " since the page was opened")
+
+
+@dataclass(frozen=True)
+class Resolution:
+    kept: tuple[str, ...]
+    taken: tuple[str, ...]
+
+
+def conflict_token(conflict: ImportConflict) -> str:
+    """What the editor was shown, in short: a choice is applied only to the value they saw."""
+    incoming = "\x00" if conflict.incoming_value is None else conflict.incoming_value
+    return hashlib.sha256(f"{conflict.pk}:{incoming}".encode()).hexdigest()[:16]
+
+
+def resolve_conflicts(article_id: int, choices: Mapping[str, Choice], *, tokens: Mapping[str, str], user) -> Resolution:
+    """Apply an editor's choice per conflicting field of one article, as one revision by ``user``.
+
+    *Keep mine* leaves the article's value; *take the seed's* writes the seed's value through
+    :func:`apply_seed_values`, as ``--overwrite`` does. Either way the seed's value becomes the merge
+    baseline, so re-importing the same seed is quiet, and the conflict is gone. Fields without a
+    choice stay pending; a choice for a conflict already resolved is ignored. Raises
+    :class:`StaleConflictError` if a newer seed changed a chosen conflict since ``tokens`` were read.
+    """
+    with transaction.atomic():
+        article = Article.objects.select_for_update().get(pk=article_id)
+        conflicts = {
+            conflict.field: conflict
+            for conflict in ImportConflict.objects.filter(article=article, field__in=list(choices))
+        }
+        stale = [name for name, conflict in conflicts.items() if tokens.get(name) != conflict_token(conflict)]
+        if stale:
+            raise StaleConflictError(sorted(stale, key=SEED_FIELDS.index))
+        taken = {name: c.incoming_value for name, c in conflicts.items() if choices[name] == Choice.SEED}
+        kept = [name for name in conflicts if choices[name] == Choice.MINE]
+        if not conflicts:
+            return Resolution(kept=(), taken=())
+        names = {value for name, value in taken.items() if name in ("source", "cited_source") and value}
+        apply_seed_values(article, taken, _resolve_sources(names, importer=importer_user()))
+        article.imported_fields = {
+            **(article.imported_fields or {}),
+            **{name: conflict.incoming_value for name, conflict in conflicts.items()},
+        }
+        article.version += 1
+        parts = [f"took the seed's {name}" for name in sorted(taken, key=SEED_FIELDS.index)]
+        parts += [f"kept the editor's {name}" for name in sorted(kept, key=SEED_FIELDS.index)]
+        article._history_user = user
+        article._change_reason = "Import conflict resolved: " + "; ".join(parts)
+        article.save()
+        ImportConflict.objects.filter(pk__in=[conflict.pk for conflict in conflicts.values()]).delete()
+    return Resolution(
+        kept=tuple(sorted(kept, key=SEED_FIELDS.index)), taken=tuple(sorted(taken, key=SEED_FIELDS.index))
+    )
+
+
 # --- The run's record ---------------------------------------------------------------------------------
 
 
@@ -592,7 +664,7 @@ class _RunRecorder:
         with transaction.atomic():
             self.write([])
             run = self.run
-            for outcome, count_field in _COUNT_FIELDS.items():
+            for outcome, count_field in RUN_COUNT_FIELDS.items():
                 setattr(run, count_field, summary.counts[outcome])
             run.finished_at = timezone.now()
             if error is None:
@@ -606,7 +678,7 @@ class _RunRecorder:
         self.committed()
 
 
-_COUNT_FIELDS = {
+RUN_COUNT_FIELDS = {
     Outcome.CREATED: "created",
     Outcome.UPDATED: "updated",
     Outcome.UNCHANGED: "unchanged",

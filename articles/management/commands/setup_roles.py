@@ -18,6 +18,10 @@ EDITOR_PERMISSIONS = [
     ("articles", "view_historicalarticle"),
     ("articles", "view_historicalsource"),
     ("articles", "view_slugredirect"),
+    # The importer's log and the conflict inbox; resolving a conflict is an edit (change_article).
+    ("articles", "view_importrun"),
+    ("articles", "view_importoutcome"),
+    ("articles", "view_importconflict"),
 ]
 
 
