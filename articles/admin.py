@@ -192,9 +192,9 @@ class ArticleChangeList(ChangeList):
 class ArticleAdmin(RevisionsAdmin):
     form = ArticleAdminForm
     list_display = [
-        "title", "source", "status", "published_at", "updated_at", "from_seed", "edited_since_import", "attention",
+        "title", "attention", "source", "status", "published_at", "updated_at", "from_seed", "edited_since_import",
     ]
-    list_filter = ["status", SourceFilter, CitedSourceFilter, "edited_since_import", ImportConflictFilter]
+    list_filter = ["status", ImportConflictFilter, SourceFilter, CitedSourceFilter, "edited_since_import"]
     list_select_related = ["source"]
     date_hierarchy = "published_at"
     search_fields = ["title", "summary", "body", "source__name"]
@@ -240,6 +240,9 @@ class ArticleAdmin(RevisionsAdmin):
     def get_prepopulated_fields(self, request, obj=None):
         # Only for new articles: an existing slug is an address that must not follow title edits.
         return {"slug": ("title",)} if obj is None else {}
+
+    class Media:
+        css = {"all": ["articles/admin/import_conflicts.css"]}
 
     @admin.display(description=_("needs attention"))
     def attention(self, obj):
