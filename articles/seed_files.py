@@ -185,24 +185,36 @@ def read_seed_file(seed_file: SeedFile, *, settle_seconds: float) -> RawSeed:
         fd = os.open(seed_file.target or path, _OPEN_FLAGS)
     except OSError as err:
         raise _open_error(path, err) from err
-    with os.fdopen(fd, "rb") as handle:
+    try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
             raise SeedError(path, NOT_REGULAR)
-        if not _opened_inside(fd, seed_file.allowed):
+        if not _opened_inside(fd, str(seed_file.allowed)):
             raise SeedError(path, OUTSIDE)
         if before.st_size > MAX_SEED_BYTES:
             raise SeedError(path, f"file is {before.st_size:,} bytes; the limit is {MAX_SEED_BYTES:,} (5 MB)")
         if _open_for_writing_elsewhere(fd) or 0 <= time.time() - before.st_mtime < settle_seconds:
             raise StillBeingWritten(path)
-        try:
-            data = handle.read(MAX_SEED_BYTES + 1)
-        except OSError as err:
-            raise SeedError(path, f"cannot read: {err.strerror or err}") from err
+        data = _read_all(fd, path, expected=before.st_size)
         after = os.fstat(fd)
+    finally:
+        os.close(fd)
     if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or len(data) != before.st_size:
         raise StillBeingWritten(path)
     return RawSeed(path=path, data=data, mtime=before.st_mtime)
+
+
+def _read_all(fd: int, path: Path, *, expected: int) -> bytes:
+    """Up to one byte more than ``expected`` (so a file that grew is noticed), in as few reads as it takes."""
+    chunks = []
+    wanted = expected + 1
+    try:
+        while wanted > 0 and (chunk := os.read(fd, wanted)):
+            chunks.append(chunk)
+            wanted -= len(chunk)
+    except OSError as err:
+        raise SeedError(path, f"cannot read: {err.strerror or err}") from err
+    return b"".join(chunks)
 
 
 def _open_error(path: Path, err: OSError) -> SeedError:
@@ -213,13 +225,13 @@ def _open_error(path: Path, err: OSError) -> SeedError:
     return SeedError(path, f"cannot read: {err.strerror or err}")
 
 
-def _opened_inside(fd: int, allowed: Path) -> bool:
+def _opened_inside(fd: int, allowed: str) -> bool:
     """Whether the open file really is ``allowed`` or inside it (where the OS can tell)."""
     try:
-        real = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        real = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return True  # no /proc: the walk's checks and O_NOFOLLOW are all there is
-    return real == allowed or real.is_relative_to(allowed)
+    return real == allowed or real.startswith(allowed.rstrip(os.sep) + os.sep)
 
 
 def _open_for_writing_elsewhere(fd: int) -> bool:
