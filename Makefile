@@ -28,7 +28,12 @@ run: $(INSTALLED)
 	$(RUN_ENV) $(BIN)/python manage.py import_seeds seeds || echo "Some seed files were rejected (listed above); the rest were imported."
 	$(RUN_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(RUN_ENV) $(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/admin/
-	$(RUN_ENV) exec $(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT)
+	$(RUN_ENV) $(BIN)/python manage.py schedule_tasks --verbosity 0
+	@# One background worker beside gunicorn (database-backed task queue: admin uploads, the inbox,
+	@# webhooks); it stops with gunicorn.
+	@$(RUN_ENV) $(BIN)/python manage.py db_worker --queue-name '*' --interval 1 & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	$(RUN_ENV) $(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT)
 
 # The whole suite twice: on SQLite, then on a throwaway PostgreSQL cluster (tests/with_postgres.py
 # starts it, and stops and removes it afterwards, also when tests fail). PYTEST_ARGS narrows both runs.

@@ -26,6 +26,7 @@ from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import publishing
+from . import admin_webhooks  # noqa: F401  (registers the webhook pages)
 from .admin_imports import ImportConflictFilter, conflict_marker, warn_about_conflicts, with_conflict_marker
 from .forms import ArticleAdminForm, RevisionCompareForm
 from .models import Article, SlugRedirect, Source

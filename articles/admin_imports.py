@@ -6,7 +6,10 @@ new value with a word diff, and a *Keep mine* / *Take the seed's* choice; the ch
 :func:`articles.importing.resolve_conflicts`, the same service the command uses.
 """
 
+import uuid
+
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
@@ -19,7 +22,7 @@ from django.utils.http import urlencode
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from . import importing
+from . import importing, jobs, uploads
 from .models import SEED_FIELDS, Article, ImportConflict, ImportOutcome, ImportRun
 
 
@@ -40,17 +43,97 @@ def outcomes_url(run_id: int, outcome: str | None = None) -> str:
     return f"{reverse('admin:articles_importoutcome_changelist')}?{urlencode(query)}"
 
 
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class UploadForm(forms.Form):
+    files = forms.FileField(
+        label=_("Seed files or zip archives"),
+        widget=MultipleFileInput(attrs={"multiple": True, "accept": ".txt,.zip,text/plain,application/zip"}),
+        help_text=_("Plain-text seed files (.txt) or .zip archives of them; the import runs in the background."),
+    )
+
+    def clean_files(self):
+        return self.files.getlist(self.add_prefix("files"))
+
+
 @admin.register(ImportRun)
 class ImportRunAdmin(ReadOnlyLogAdmin):
     list_display = [
-        "__str__", "state", "started_by", "created", "updated", "conflicts", "duplicates", "skipped", "rejected",
-        "exit_status", "duration",
+        "__str__", "state", "started_by", "progress_short", "created", "updated", "conflicts", "duplicates", "skipped",
+        "rejected", "exit_status", "duration",
     ]
     list_filter = ["state"]
-    fields = ["state", "command", "started_by", "user", "paths", "started_at", "finished_at", "exit_status", "error", "files"]
+    fields = [
+        "state", "progress", "command", "started_by", "user", "paths", "started_at", "finished_at", "exit_status",
+        "error", "files",
+    ]
     readonly_fields = fields
     list_select_related = ["user"]
     show_full_result_count = False
+    change_form_template = "admin/articles/importrun/change_form.html"
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("articles.add_importrun")
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Upload seed files or zips; the import runs as a task and its page shows the progress."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = UploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            folder = settings.NEWSROOM_UPLOAD_DIR / uuid.uuid4().hex
+            try:
+                count = uploads.unpack(
+                    [uploads.Upload(name=f.name, size=f.size, stream=f) for f in form.cleaned_data["files"]],
+                    folder,
+                    max_bytes=settings.NEWSROOM_UPLOAD_MAX_BYTES,
+                    max_files=settings.NEWSROOM_UPLOAD_MAX_FILES,
+                )
+            except uploads.UploadError as err:
+                form.add_error("files", str(err))
+            else:
+                names = ", ".join(f.name for f in form.cleaned_data["files"])
+                run = jobs.queue_import(folder, user=request.user, command=f"upload: {names}"[:2000], owns_folder=True)
+                self.message_user(request, _("%(count)d seed files uploaded; the import is queued.") % {"count": count})
+                return HttpResponseRedirect(reverse("admin:articles_importrun_change", args=[run.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Import seed files"),
+            "opts": self.opts,
+            "form": form,
+            "limit_mb": settings.NEWSROOM_UPLOAD_MAX_BYTES // (1024 * 1024),
+        }
+        return TemplateResponse(request, "admin/articles/importrun/upload.html", context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        extra_context = {**(extra_context or {}), "live": run is not None and run.state in (
+            ImportRun.State.QUEUED, ImportRun.State.RUNNING)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description=_("progress"))
+    def progress(self, run):
+        """Files done of those found, the rate, the time left, and the outcomes so far."""
+        if run.state == ImportRun.State.QUEUED:
+            return _("Waiting for a worker")
+        parts = [self.progress_short(run)]
+        if run.state == ImportRun.State.RUNNING and run.done_files and run.heartbeat_at:
+            elapsed = max((run.heartbeat_at - run.started_at).total_seconds(), 0.001)
+            rate = run.done_files / elapsed
+            parts.append(_("%(rate)s files/s") % {"rate": f"{rate:,.0f}"})
+            if run.total_files and rate:
+                left = max(run.total_files - run.done_files, 0) / rate
+                parts.append(_("about %(seconds)s s left") % {"seconds": f"{left:,.0f}"})
+        return " · ".join(map(str, parts))
+
+    @admin.display(description=_("files done"))
+    def progress_short(self, run):
+        if run.total_files:
+            percent = 100 * run.done_files // max(run.total_files, 1)
+            return f"{run.done_files:,} / {run.total_files:,} ({percent} %)"
+        return f"{run.done_files:,}"
 
     @admin.display(description=_("duration"))
     def duration(self, run):

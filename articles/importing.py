@@ -626,26 +626,40 @@ class _RunRecorder:
 
     Rows wait in memory until the next batch is written and go into the database in that batch's
     transaction, so a run of 100,000 files costs one multi-row INSERT per batch, not one per file.
+    The same transaction moves the run's progress (files done, counts so far, last sign of life),
+    which the admin's run page shows while it runs.
     """
 
     def __init__(self, run: ImportRun):
         self.run = run
         self.pending: list[dict] = []
+        self.summary = ImportSummary()
 
     def add(self, result: FileResult) -> None:
         """Keep a file's outcome for the next write (files rejected before any batch reached them)."""
+        self.summary.add(result)
         self.pending += self._rows([result])
 
     def write(self, results: list[FileResult]) -> None:
-        """Insert the waiting rows and those of ``results``; call inside the batch's transaction.
+        """Insert the waiting rows and those of ``results``, and the progress; inside the batch's transaction.
 
         The waiting rows are dropped by :meth:`committed` once that transaction has committed, so a
         batch that fails and is retried file by file does not lose them.
         """
         insert_rows(ImportOutcome, self.pending + self._rows(results))
+        counts = self.summary.counts.copy()
+        for result in results:
+            counts[result.outcome] += 1
+        ImportRun.objects.filter(pk=self.run.pk).update(
+            done_files=sum(counts.values()),
+            heartbeat_at=timezone.now(),
+            **{field: counts[outcome] for outcome, field in RUN_COUNT_FIELDS.items()},
+        )
+        self._written = counts
 
     def committed(self) -> None:
         self.pending = []
+        self.summary.counts = self._written
 
     def _rows(self, results: list[FileResult]) -> list[dict]:
         return [
@@ -660,12 +674,18 @@ class _RunRecorder:
             if result.outcome is not Outcome.UNCHANGED
         ]
 
-    def finish(self, summary: ImportSummary, *, error: BaseException | None = None) -> None:
+    def finish(self, summary: ImportSummary, *, keep_quiet_run: bool = True, error: BaseException | None = None) -> None:
+        """Record the end of the run; a run that changed nothing is dropped if ``keep_quiet_run`` is off."""
         with transaction.atomic():
-            self.write([])
             run = self.run
+            if error is None and not keep_quiet_run and summary.counts[Outcome.UNCHANGED] == sum(summary.counts.values()):
+                run.delete()
+                return
+            self.write([])
+            run.refresh_from_db(fields=["total_files"])
             for outcome, count_field in RUN_COUNT_FIELDS.items():
                 setattr(run, count_field, summary.counts[outcome])
+            run.done_files = sum(summary.counts.values())
             run.finished_at = timezone.now()
             if error is None:
                 run.state = ImportRun.State.FINISHED
@@ -703,6 +723,8 @@ def import_seeds(
     command: str = "",
     started_by: str = "",
     user=None,
+    run: ImportRun | None = None,
+    keep_quiet_run: bool = True,
     on_result: Callable[[FileResult], None] | None = None,
 ) -> ImportSummary:
     """Import every seed under ``paths``; report each file through ``on_result``; return the counts.
@@ -712,7 +734,8 @@ def import_seeds(
     the same work inside one transaction and rolls it back, so its summary is exactly what a real
     run would report, and it records nothing. ``settle_seconds`` (default: the
     ``NEWSROOM_IMPORT_SETTLE_SECONDS`` setting) is how long a file must have been left alone before
-    it is read.
+    it is read. ``run`` is a run queued beforehand (an admin upload); ``keep_quiet_run=False``
+    drops the record of a run in which every file was unchanged (the inbox's frequent passes).
     """
     if status not in Article.Status.values:
         raise ValueError(f"unknown status {status!r}; choose one of {', '.join(Article.Status.values)}")
@@ -722,17 +745,19 @@ def import_seeds(
     summary = ImportSummary()
     recorder = None
     if not dry_run:
-        run_record = ImportRun.objects.create(
-            command=command, started_by=started_by, user=user, paths=[display_path(path) for path in paths]
-        )
-        recorder = _RunRecorder(run_record)
+        if run is None:
+            run = ImportRun(command=command, started_by=started_by, user=user, paths=[display_path(p) for p in paths])
+        run.state = ImportRun.State.RUNNING
+        run.heartbeat_at = timezone.now()
+        run.save()
+        recorder = _RunRecorder(run)
 
     def report(result: FileResult) -> None:
         summary.add(result)
         if on_result:
             on_result(result)
 
-    def run() -> None:
+    def run_import() -> None:
         options = _Options(
             status=status,
             overwrite=overwrite,
@@ -765,17 +790,17 @@ def import_seeds(
     if dry_run:
         try:
             with transaction.atomic():
-                run()
+                run_import()
                 raise _DryRunRollback
         except _DryRunRollback:
             pass
         return summary
     try:
-        run()
+        run_import()
     except BaseException as err:  # KeyboardInterrupt too: the run is marked failed, not left "running"
         _finish_quietly(recorder, summary, err)
         raise
-    recorder.finish(summary)
+    recorder.finish(summary, keep_quiet_run=keep_quiet_run)
     if summary.counts[Outcome.CREATED] or summary.counts[Outcome.UPDATED]:
         refresh_planner_statistics()
     return summary

@@ -122,9 +122,12 @@ class Article(models.Model):
     #: compares three ways (this baseline, the article now, the new seed) to tell which fields an
     #: editor changed and must keep.
     imported_fields = models.JSONField(_("imported fields"), null=True, blank=True, editable=False)
+    #: The ``version`` webhooks last announced as public; ``None`` while not announced as public.
+    #: Events are derived by comparing it with the article's state, so none is lost if a process dies.
+    announced_version = models.PositiveIntegerField(_("announced version"), null=True, blank=True, editable=False)
 
     objects = ArticleQuerySet.as_manager()
-    history = HistoricalRecords(excluded_fields=["imported_fields"])
+    history = HistoricalRecords(excluded_fields=["imported_fields", "announced_version"])
 
     class Meta:
         ordering = ["-published_at", "-id"]
@@ -233,6 +236,7 @@ class ImportRun(models.Model):
     """
 
     class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
         RUNNING = "running", _("Running")
         FINISHED = "finished", _("Finished")
         FAILED = "failed", _("Failed")
@@ -248,6 +252,16 @@ class ImportRun(models.Model):
         settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     paths = models.JSONField(_("paths"), default=list)
+    #: Files found before the run started, where that was counted (admin uploads, the inbox).
+    total_files = models.PositiveIntegerField(_("files found"), null=True, blank=True)
+    done_files = models.PositiveIntegerField(_("files done"), default=0)
+    #: Last sign of life from the process running the import; a running import without one for
+    #: ``NEWSROOM_IMPORT_STALE_SECONDS`` lost its worker and is marked failed.
+    heartbeat_at = models.DateTimeField(_("last progress"), null=True, blank=True)
+    #: The background task running it, if it runs as one.
+    task_id = models.CharField(_("task id"), max_length=64, blank=True)
+    #: Uploaded files unpacked for this run, removed when it ends.
+    upload_dir = models.TextField(_("upload folder"), blank=True)
     created = models.PositiveIntegerField(_("created"), default=0)
     updated = models.PositiveIntegerField(_("updated"), default=0)
     unchanged = models.PositiveIntegerField(_("unchanged"), default=0)
@@ -331,3 +345,83 @@ class ImportConflict(models.Model):
 
     def __str__(self):
         return f"{self.article_id}: {self.field}"
+
+
+class WebhookEndpoint(models.Model):
+    """A URL told about article events, each delivery signed with the endpoint's secret."""
+
+    class Event(models.TextChoices):
+        PUBLISHED = "published", _("Published")
+        UPDATED = "updated", _("Updated")
+        CORRECTED = "corrected", _("Corrected")
+        UNPUBLISHED = "unpublished", _("Unpublished")
+
+    name = models.CharField(_("name"), max_length=100)
+    url = models.URLField(_("URL"), max_length=500)
+    secret = models.CharField(
+        _("secret"), max_length=200, help_text=_("Signs every delivery (HMAC-SHA256); share it with the receiver.")
+    )
+    events = models.JSONField(_("events"), default=list)
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
+
+    def __str__(self):
+        return self.name
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint, with every attempt's outcome: the admin's delivery log."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        RETRYING = "retrying", _("Retrying")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
+
+    endpoint = models.ForeignKey(WebhookEndpoint, verbose_name=_("endpoint"), on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(_("event"), max_length=20, choices=WebhookEndpoint.Event.choices)
+    article = models.ForeignKey(
+        Article, verbose_name=_("article"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    payload = models.JSONField(_("payload"))
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    response_code = models.PositiveSmallIntegerField(_("response code"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="webhook_delivery_due_idx")]
+
+    def __str__(self):
+        return f"{self.event} → {self.endpoint}"
+
+
+class TaskSchedule(models.Model):
+    """The next run of a periodic task, so exactly one chain of it is ever scheduled.
+
+    A periodic task schedules its own next run through the task framework (``run_after``). The
+    ``token`` names the live chain: starting a new chain (the old one was lost with a worker) gives
+    a new token, and a run of the old chain that turns up late sees it and does not schedule again.
+    """
+
+    name = models.CharField(_("name"), max_length=50, primary_key=True)
+    token = models.CharField(_("token"), max_length=32)
+    next_run_at = models.DateTimeField(_("next run"))
+
+    class Meta:
+        verbose_name = _("task schedule")
+        verbose_name_plural = _("task schedules")
+
+    def __str__(self):
+        return self.name

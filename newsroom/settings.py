@@ -114,6 +114,8 @@ INSTALLED_APPS = [
     "simple_history",
     "articles",
     "axes",
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -257,6 +259,35 @@ SEEDS_DIR = BASE_DIR / "seeds"
 # A seed file modified less than this many seconds ago is taken to be still being written and is
 # left for the next import (see articles/seed_files.py).
 NEWSROOM_IMPORT_SETTLE_SECONDS = float(os.environ.get("NEWSROOM_IMPORT_SETTLE_SECONDS", "1"))
+
+# --- Background work: Django's task framework (the django-tasks backport on 5.2) -------------
+# By default tasks are rows in this database, run by `manage.py db_worker` (no extra service; works
+# on SQLite and PostgreSQL). With NEWSROOM_TASKS_REDIS_URL (default: REDIS_URL) they go to RQ, and
+# `manage.py rqworker --with-scheduler default` runs them, on as many machines as you like.
+TASKS_REDIS_URL = os.environ.get("NEWSROOM_TASKS_REDIS_URL", os.environ.get("REDIS_URL", ""))
+if TASKS_REDIS_URL:
+    INSTALLED_APPS.append("django_rq")
+    RQ_QUEUES = {"default": {"URL": TASKS_REDIS_URL, "DEFAULT_TIMEOUT": 3600}}
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+else:
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+# A folder a wire service drops seed files into; a periodic task imports new and changed files.
+NEWSROOM_INBOX = os.environ.get("NEWSROOM_INBOX", "")
+NEWSROOM_INBOX_INTERVAL = float(os.environ.get("NEWSROOM_INBOX_INTERVAL", "30"))  # seconds between passes
+# Seed files and zips uploaded in the admin are unpacked here, one folder per run, removed afterwards.
+NEWSROOM_UPLOAD_DIR = VAR_DIR / "uploads"
+NEWSROOM_UPLOAD_MAX_BYTES = int(os.environ.get("NEWSROOM_UPLOAD_MAX_BYTES", str(50 * 1024 * 1024)))
+NEWSROOM_UPLOAD_MAX_FILES = int(os.environ.get("NEWSROOM_UPLOAD_MAX_FILES", "20000"))
+# A running import that has not reported progress for this long lost its worker (killed, crashed).
+NEWSROOM_IMPORT_STALE_SECONDS = float(os.environ.get("NEWSROOM_IMPORT_STALE_SECONDS", "120"))
+# The public site's address, for absolute links in webhook payloads (e.g. https://news.example.com).
+NEWSROOM_SITE_URL = os.environ.get("NEWSROOM_SITE_URL", "")
+# Webhooks: how often the site looks for articles published, changed or unpublished (and for
+# scheduled articles whose time has come), and how deliveries retry.
+NEWSROOM_WEBHOOK_INTERVAL = float(os.environ.get("NEWSROOM_WEBHOOK_INTERVAL", "10"))
+NEWSROOM_WEBHOOK_TIMEOUT = float(os.environ.get("NEWSROOM_WEBHOOK_TIMEOUT", "10"))
+NEWSROOM_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("NEWSROOM_WEBHOOK_MAX_ATTEMPTS", "8"))
+NEWSROOM_WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("NEWSROOM_WEBHOOK_RETRY_BASE_SECONDS", "30"))
 
 # --- Logging: to stderr, so gunicorn and systemd collect it ---------------------------------
 LOGGING = {

@@ -623,7 +623,7 @@ def test_a_source_without_articles_can_be_deleted(admin_client):
 def test_setup_roles_is_idempotent_and_resets_the_editor_permissions(db):
     out = StringIO()
     call_command("setup_roles", stdout=out)
-    assert "Created the 'Editor' group with 12 permissions." in out.getvalue()
+    assert "Created the 'Editor' group with 13 permissions." in out.getvalue()
     group = Group.objects.get(name=EDITOR_GROUP)
     granted = set(group.permissions.values_list("codename", flat=True))
     assert {"change_article", "add_source", "view_historicalarticle", "view_importrun", "view_importconflict"} <= granted

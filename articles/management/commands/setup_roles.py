@@ -20,6 +20,7 @@ EDITOR_PERMISSIONS = [
     ("articles", "view_slugredirect"),
     # The importer's log and the conflict inbox; resolving a conflict is an edit (change_article).
     ("articles", "view_importrun"),
+    ("articles", "add_importrun"),  # upload seed files to import in the background
     ("articles", "view_importoutcome"),
     ("articles", "view_importconflict"),
 ]
