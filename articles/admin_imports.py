@@ -47,15 +47,24 @@ class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
+class MultipleFileField(forms.FileField):
+    """A file field that takes several files at once (Django's documented recipe)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, (list, tuple)) else [data]
+        return [super(MultipleFileField, self).clean(file, initial) for file in files]
+
+
 class UploadForm(forms.Form):
-    files = forms.FileField(
+    files = MultipleFileField(
         label=_("Seed files or zip archives"),
-        widget=MultipleFileInput(attrs={"multiple": True, "accept": ".txt,.zip,text/plain,application/zip"}),
+        widget=MultipleFileInput(attrs={"accept": ".txt,.zip,text/plain,application/zip"}),
         help_text=_("Plain-text seed files (.txt) or .zip archives of them; the import runs in the background."),
     )
-
-    def clean_files(self):
-        return self.files.getlist(self.add_prefix("files"))
 
 
 @admin.register(ImportRun)
