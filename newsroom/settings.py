@@ -263,10 +263,11 @@ NEWSROOM_IMPORT_SETTLE_SECONDS = float(os.environ.get("NEWSROOM_IMPORT_SETTLE_SE
 # --- Background work: Django's task framework (the django-tasks backport on 5.2) -------------
 # By default tasks are rows in this database, run by `manage.py db_worker` (no extra service; works
 # on SQLite and PostgreSQL). With NEWSROOM_TASKS_REDIS_URL (default: REDIS_URL) they go to RQ, and
-# `manage.py rqworker --with-scheduler default` runs them, on as many machines as you like.
+# `manage.py rqworker --job-class django_tasks_rq.Job --with-scheduler default` runs them, on as
+# many machines as you like (README, "Background work").
 TASKS_REDIS_URL = os.environ.get("NEWSROOM_TASKS_REDIS_URL", os.environ.get("REDIS_URL", ""))
 if TASKS_REDIS_URL:
-    INSTALLED_APPS.append("django_rq")
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
     RQ_QUEUES = {"default": {"URL": TASKS_REDIS_URL, "DEFAULT_TIMEOUT": 3600}}
     TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
 else:
@@ -275,7 +276,8 @@ else:
 NEWSROOM_INBOX = os.environ.get("NEWSROOM_INBOX", "")
 NEWSROOM_INBOX_INTERVAL = float(os.environ.get("NEWSROOM_INBOX_INTERVAL", "30"))  # seconds between passes
 # Seed files and zips uploaded in the admin are unpacked here, one folder per run, removed afterwards.
-NEWSROOM_UPLOAD_DIR = VAR_DIR / "uploads"
+# Workers on other machines need it on shared storage (README).
+NEWSROOM_UPLOAD_DIR = Path(os.environ.get("NEWSROOM_UPLOAD_DIR", VAR_DIR / "uploads"))
 NEWSROOM_UPLOAD_MAX_BYTES = int(os.environ.get("NEWSROOM_UPLOAD_MAX_BYTES", str(50 * 1024 * 1024)))
 NEWSROOM_UPLOAD_MAX_FILES = int(os.environ.get("NEWSROOM_UPLOAD_MAX_FILES", "20000"))
 # A running import that has not reported progress for this long lost its worker (killed, crashed).
