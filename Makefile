@@ -30,8 +30,8 @@ run: $(INSTALLED)
 	$(RUN_ENV) $(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/admin/
 	$(RUN_ENV) $(BIN)/python manage.py schedule_tasks --verbosity 0
 	@# One background worker beside gunicorn (database-backed task queue: admin uploads, the inbox,
-	@# webhooks); it stops with gunicorn.
-	@$(RUN_ENV) $(BIN)/python manage.py db_worker --queue-name '*' --interval 1 & worker=$$!; \
+	@# webhooks); it stops with gunicorn. Quiet: each task's outcome is under Task results in the admin.
+	@$(RUN_ENV) $(BIN)/python manage.py db_worker --queue-name '*' --interval 1 --verbosity 0 & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(RUN_ENV) $(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT)
 
