@@ -30,8 +30,10 @@ costs one indexed lookup, and caching every URL a scanner invents would evict re
 import hashlib
 import logging
 from contextvars import ContextVar
+from datetime import datetime
 from functools import cache, wraps
 from pathlib import Path
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache as page_cache
@@ -54,8 +56,21 @@ CACHE_STATUS_HEADER = "X-Page-Cache"
 STORED_HEADERS = ("Content-Type", "Content-Language", "Last-Modified", "Link")
 
 
-def content_state() -> tuple:
-    """``(counter, changed_at, next_scheduled_publication, latest_publication)`` in one query.
+class ContentState(NamedTuple):
+    """What the public may see, summed up in four values read in one query (:func:`content_state`)."""
+
+    #: ``ContentVersion.counter``: advanced by every write.
+    counter: int
+    #: When that counter last moved.
+    changed_at: datetime | None
+    #: When the next scheduled article goes public (the cache must not outlive it).
+    next_scheduled: datetime | None
+    #: The latest publication time already reached.
+    latest_publication: datetime | None
+
+
+def content_state() -> ContentState:
+    """The :class:`ContentState` now, in one query.
 
     Each element changes whenever what the public may see changes; see the module docstring. The
     latest publication time is when a scheduled article last went public without any write, so
@@ -71,13 +86,13 @@ def content_state() -> tuple:
         .first()
     )
     if row is None:  # the row is made by migration 0002; a flushed test database lacks it
-        return (0, None, next_scheduled.values_list("published_at", flat=True).first(), None)
-    return row
+        return ContentState(0, None, next_scheduled.values_list("published_at", flat=True).first(), None)
+    return ContentState(*row)
 
 
 #: The content state public_page read for the request being served, so that data derived from the
 #: content while rendering it (the filter form's source lists) is keyed on the same state for free.
-_request_state: ContextVar[tuple | None] = ContextVar("newsroom_content_state", default=None)
+_request_state: ContextVar[ContentState | None] = ContextVar("newsroom_content_state", default=None)
 
 
 def cached_for_content(name: str, compute):
@@ -95,9 +110,9 @@ def cached_for_content(name: str, compute):
     return value
 
 
-def last_modified(state: tuple):
+def last_modified(state: ContentState):
     """When the public content last changed, for Last-Modified and If-Modified-Since."""
-    moments = [moment for moment in (state[1], state[3]) if moment is not None]
+    moments = [moment for moment in (state.changed_at, state.latest_publication) if moment is not None]
     return max(moments) if moments else None
 
 
@@ -130,7 +145,7 @@ def release_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def page_fingerprint(request, state: tuple) -> str:
+def page_fingerprint(request, state: ContentState) -> str:
     """What the rendered page depends on: content state, code release, scheme, host, path and query."""
     parts = [
         release_fingerprint(),
@@ -220,7 +235,7 @@ def public_page(max_age: int | None = None):
             fingerprint = page_fingerprint(request, state)
             etag = f'W/"{fingerprint[:32]}"'
             lifetime = settings.NEWSROOM_PAGE_MAX_AGE if max_age is None else max_age
-            until_next = seconds_until(state[2])
+            until_next = seconds_until(state.next_scheduled)
             if until_next is not None:
                 lifetime = min(lifetime, until_next)
 

@@ -34,8 +34,8 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .models import SEED_FIELDS, Article, ContentVersion, ImportConflict, ImportOutcome, ImportRun, SlugRedirect, Source
-from .search import inserts_indexed_together
+from . import bulk_writes
+from .models import SEED_FIELDS, Article, ImportConflict, ImportOutcome, ImportRun, SlugRedirect, Source
 from .seed_files import SeedFile, StillBeingWritten, display_path, iter_seed_files, read_seed_file
 from .seeds import SeedArticle, SeedError, parse_seed
 
@@ -224,68 +224,6 @@ def importer_user():
     return user
 
 
-# --- Fast inserts ----------------------------------------------------------------------------------
-
-
-def insert_rows(model, rows: list[dict]) -> None:
-    """INSERT rows (``{attname: value}``) with one ``executemany``, bypassing the ORM's compiler.
-
-    ``bulk_create`` spends most of an import preparing values one by one; here only datetime and
-    JSON columns are adapted and the database driver handles the rest. No signals are sent and no
-    defaults applied: callers give every column but an auto-increment primary key.
-    """
-    if not rows:
-        return
-    fields = [f for f in model._meta.concrete_fields if f.attname in rows[0]]
-    converters = [_column_converter(f) for f in fields]
-    table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    by_column = []
-    for model_field, convert in zip(fields, converters):
-        column = [row[model_field.attname] for row in rows]
-        by_column.append(list(map(convert, column)) if convert else column)
-    values = list(zip(*by_column))  # column by column: the per-value work stays in C where it can
-    with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", values)
-
-
-def _column_converter(model_field):
-    kind = model_field.get_internal_type()
-    if kind == "DateTimeField" and connection.vendor == "sqlite":
-        return _sqlite_datetime
-    if kind in ("DateTimeField", "JSONField"):
-        return lambda value: model_field.get_db_prep_save(value, connection)
-    return None
-
-
-def _sqlite_datetime(value: datetime | None) -> str | None:
-    """What Django's SQLite backend stores: naive UTC in str() form; 10x cheaper than get_db_prep_save."""
-    return None if value is None else str(value.astimezone(UTC).replace(tzinfo=None))
-
-
-def record_revisions(identities: list[str], *, history_type: str, user, reason: str, when) -> None:
-    """Write a simple-history revision of each imported article, copying its row inside the database.
-
-    What ``bulk_history_create`` does, without reading every body back into Python and binding it again.
-    """
-    if not identities:
-        return
-    history = Article.history.model
-    qn = connection.ops.quote_name
-    tracked = ", ".join(qn(f.column) for f in history.tracked_fields)
-    meta = ", ".join(qn(name) for name in ("history_date", "history_type", "history_user_id", "history_change_reason"))
-    placeholders = ", ".join(["%s"] * len(identities))
-    convert_date = _column_converter(history._meta.get_field("history_date"))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {qn(history._meta.db_table)} ({tracked}, {meta}) "
-            f"SELECT {tracked}, %s, %s, %s, %s FROM {qn(Article._meta.db_table)} "
-            f"WHERE {qn('seed_identity')} IN ({placeholders})",
-            [convert_date(when), history_type, user.pk, reason, *identities],
-        )
-
-
 # --- Planning and writing a batch --------------------------------------------------------------------
 
 
@@ -330,209 +268,211 @@ class _Options:
     run: ImportRun | None
 
 
-class _Batch:
-    """Plans and writes one batch of parsed seeds; returns a result per seed."""
+@dataclass
+class _Plan:
+    """What a batch will do: results already decided, articles to create, merges to write."""
 
-    def __init__(self, seeds: list[_Seed], options: _Options):
-        self.seeds = seeds
-        self.options = options
-        self.now = timezone.now()
+    results: list[FileResult] = field(default_factory=list)
+    to_create: list[_Seed] = field(default_factory=list)
+    to_update: list[tuple[_Seed, Article, _Merge]] = field(default_factory=list)
 
-    def run(self) -> list[FileResult]:
-        identities = {seed.article.identity for seed in self.seeds}
-        existing_articles = Article.objects.filter(seed_identity__in=identities).select_related("source", "cited_source")
-        if connection.features.has_select_for_update:
-            # Locked until the batch commits: an editor's save between this read and the write
-            # below would otherwise be overwritten. In primary-key order, like every other locking
-            # writer, so two never deadlock.
-            existing_articles = existing_articles.select_for_update(of=("self",)).order_by("pk")
-        else:
-            # SQLite: one writer at a time, no row locks; and ordered by pk, its planner would scan
-            # the whole table instead of looking the identities up in their index.
-            existing_articles = existing_articles.order_by()
-        existing = {article.seed_identity: article for article in existing_articles}
-        new_hashes = {seed.article.sha256 for seed in self.seeds if seed.article.identity not in existing}
-        known_hashes = dict(
-            Article.objects.filter(seed_sha256__in=new_hashes).order_by().values_list("seed_sha256", "seed_identity")
+
+def _look_up(seeds: list[_Seed]) -> tuple[dict[str, Article], dict[str, str]]:
+    """The stored articles with these seeds' identities (locked), and the identities of known texts."""
+    identities = {seed.article.identity for seed in seeds}
+    existing_articles = Article.objects.filter(seed_identity__in=identities).select_related("source", "cited_source")
+    if connection.features.has_select_for_update:
+        # Locked until the batch commits: an editor's save between this read and the write
+        # below would otherwise be overwritten. In primary-key order, like every other locking
+        # writer, so two never deadlock.
+        existing_articles = existing_articles.select_for_update(of=("self",)).order_by("pk")
+    else:
+        # SQLite: one writer at a time, no row locks; and ordered by pk, its planner would scan
+        # the whole table instead of looking the identities up in their index.
+        existing_articles = existing_articles.order_by()
+    existing = {article.seed_identity: article for article in existing_articles}
+    new_hashes = {seed.article.sha256 for seed in seeds if seed.article.identity not in existing}
+    known_hashes = dict(
+        Article.objects.filter(seed_sha256__in=new_hashes).order_by().values_list("seed_sha256", "seed_identity")
+    )
+    return existing, known_hashes
+
+
+def plan_batch(
+    seeds: list[_Seed], *, existing: Mapping[str, Article], known_hashes: Mapping[str, str], options: _Options
+) -> _Plan:
+    """Decide each seed's fate from what is stored; a pure function of its arguments (no database).
+
+    ``existing``: stored articles by seed identity; ``known_hashes``: identity of each stored text.
+    """
+    plan = _Plan()
+    known_hashes = dict(known_hashes)
+    for seed in seeds:
+        parsed = seed.article
+        article = existing.get(parsed.identity)
+        if article is None:
+            if parsed.sha256 in known_hashes:
+                plan.results.append(_file_result(seed, Outcome.DUPLICATE, f"same text as seed {known_hashes[parsed.sha256]!r}"))
+                continue
+            known_hashes[parsed.sha256] = parsed.identity
+            plan.to_create.append(seed)
+            continue
+        if article.imported_at and article.imported_at >= options.run_started and article.seed_sha256 != parsed.sha256:
+            detail = f"another file named {parsed.identity!r} was already imported in this run"
+            plan.results.append(_file_result(seed, Outcome.REJECTED, detail))
+            continue
+        current = article.seed_field_values()
+        incoming = parsed.field_values()
+        if article.seed_sha256 == parsed.sha256 and (not options.overwrite or current == incoming):
+            plan.results.append(_file_result(seed, Outcome.UNCHANGED, article_id=article.pk))
+            continue
+        merge = merge_fields(
+            baseline=article.imported_fields or {}, current=current, incoming=incoming, overwrite=options.overwrite
         )
-        overwrite = self.options.overwrite
-        results: list[FileResult] = []
-        to_create: list[_Seed] = []
-        to_update: list[tuple[_Seed, Article, _Merge]] = []
-        for seed in self.seeds:
-            parsed = seed.article
-            article = existing.get(parsed.identity)
-            if article is None:
-                if parsed.sha256 in known_hashes:
-                    results.append(self._result(seed, Outcome.DUPLICATE, f"same text as seed {known_hashes[parsed.sha256]!r}"))
-                    continue
-                known_hashes[parsed.sha256] = parsed.identity
-                to_create.append(seed)
-                continue
-            if (
-                article.imported_at
-                and article.imported_at >= self.options.run_started
-                and article.seed_sha256 != parsed.sha256
-            ):
-                results.append(
-                    self._result(
-                        seed, Outcome.REJECTED, f"another file named {parsed.identity!r} was already imported in this run"
-                    )
-                )
-                continue
-            current = article.seed_field_values()
-            incoming = parsed.field_values()
-            if article.seed_sha256 == parsed.sha256 and (not overwrite or current == incoming):
-                results.append(self._result(seed, Outcome.UNCHANGED, article_id=article.pk))
-                continue
-            merge = merge_fields(
-                baseline=article.imported_fields or {}, current=current, incoming=incoming, overwrite=overwrite
-            )
-            to_update.append((seed, article, merge))
+        plan.to_update.append((seed, article, merge))
+    return plan
 
-        sources = _resolve_sources(self._source_names(to_create, to_update), importer=self.options.importer)
-        results += self._create(to_create, sources)
-        results += self._update(to_update, sources)
-        if to_create or to_update:
-            ContentVersion.bump()
-        return results
 
-    def _source_names(self, to_create, to_update) -> set[str]:
-        names = set()
-        for seed in to_create:
-            names.update(n for n in (seed.article.publisher, seed.article.cited_outlet) if n)
-        for _seed, _article, merge in to_update:
-            names.update(merge.changes[f] for f in ("source", "cited_source") if merge.changes.get(f))
-        return names
+def _write_plan(plan: _Plan, options: _Options) -> list[FileResult]:
+    """Carry out a batch's plan; inside the batch's transaction."""
+    now = timezone.now()
+    sources = _resolve_sources(_source_names(plan), importer=options.importer)
+    results = plan.results + _create(plan.to_create, sources, options, now=now)
+    results += _update(plan.to_update, sources, options, now=now)
+    if plan.to_create or plan.to_update:
+        bulk_writes.content_changed()
+    return results
 
-    def _create(self, to_create, sources) -> list[FileResult]:
-        if not to_create:
-            return []
-        slugs = _allocate_slugs(
-            [slug_base(seed.article.title, fallback="article") for seed in to_create],
-            taken_in=[(Article, "slug"), (SlugRedirect, "old_slug")],
-        )
-        rows = []
-        for seed, slug in zip(to_create, slugs):
-            parsed = seed.article
-            rows.append(
-                {
-                    "title": parsed.title,
-                    "slug": slug,
-                    "summary": parsed.summary,
-                    "body": parsed.body,
-                    "source_id": sources[parsed.publisher].pk if parsed.publisher else None,
-                    "cited_source_id": sources[parsed.cited_outlet].pk if parsed.cited_outlet else None,
-                    "status": self.options.status,
-                    "published_at": datetime.fromtimestamp(seed.mtime, tz=UTC),
-                    "created_at": self.now,
-                    "updated_at": self.now,
-                    "version": 1,
-                    "seed_identity": parsed.identity,
-                    "seed_sha256": parsed.sha256,
-                    "imported_at": self.now,
-                    "edited_since_import": False,
-                    "imported_fields": parsed.field_values(),
-                }
-            )
-        with inserts_indexed_together():
-            insert_rows(Article, rows)
+
+def _source_names(plan: _Plan) -> set[str]:
+    names = set()
+    for seed in plan.to_create:
+        names.update(n for n in (seed.article.publisher, seed.article.cited_outlet) if n)
+    for _seed, _article, merge in plan.to_update:
+        names.update(merge.changes[f] for f in ("source", "cited_source") if merge.changes.get(f))
+    return names
+
+
+def _create(to_create: list[_Seed], sources, options: _Options, *, now: datetime) -> list[FileResult]:
+    if not to_create:
+        return []
+    slugs = _allocate_slugs(
+        [slug_base(seed.article.title, fallback="article") for seed in to_create],
+        taken_in=[(Article, "slug"), (SlugRedirect, "old_slug")],
+    )
+    rows = bulk_writes.article_rows(
+        (
+            {
+                "title": seed.article.title,
+                "slug": slug,
+                "summary": seed.article.summary,
+                "body": seed.article.body,
+                "source_id": sources[seed.article.publisher].pk if seed.article.publisher else None,
+                "cited_source_id": sources[seed.article.cited_outlet].pk if seed.article.cited_outlet else None,
+                "status": options.status,
+                "published_at": datetime.fromtimestamp(seed.mtime, tz=UTC),
+                "seed_identity": seed.article.identity,
+                "seed_sha256": seed.article.sha256,
+                "imported_at": now,
+                "imported_fields": seed.article.field_values(),
+            }
+            for seed, slug in zip(to_create, slugs)
+        ),
+        now=now,
+    )
+    bulk_writes.create_articles(rows, user=options.importer, reason="Created by seed import")
+    ids = {}
+    if options.run is not None:  # the run's outcome rows link to the new articles
         identities = [row["seed_identity"] for row in rows]
-        record_revisions(identities, history_type="+", user=self.options.importer, reason="Created by seed import", when=self.now)
-        ids = {}
-        if self.options.run is not None:  # the run's outcome rows link to the new articles
-            ids = dict(Article.objects.filter(seed_identity__in=identities).order_by().values_list("seed_identity", "pk"))
-        return [
-            self._result(seed, Outcome.CREATED, article_id=ids.get(seed.article.identity)) for seed in to_create
-        ]
+        ids = dict(Article.objects.filter(seed_identity__in=identities).order_by().values_list("seed_identity", "pk"))
+    return [_file_result(seed, Outcome.CREATED, article_id=ids.get(seed.article.identity)) for seed in to_create]
 
-    def _update(self, to_update, sources) -> list[FileResult]:
-        if not to_update:
-            return []
-        results, changed = [], []
-        for seed, article, merge in to_update:
-            apply_seed_values(article, merge.changes, sources)
-            article.seed_sha256 = seed.article.sha256
-            article.imported_fields = merge.baseline
-            article.imported_at = self.now
-            if self.options.overwrite:
-                article.edited_since_import = False
-            if merge.changes:
-                article.version += 1
-                article.updated_at = self.now
-            changed.append(article)
-            if merge.conflicts:
-                outcome = Outcome.CONFLICT
-                detail = (
-                    "editor's changes kept for " + ", ".join(merge.conflicts)
-                    + "; the seed's values wait in the admin's import conflicts (or use --overwrite)"
-                )
-            else:
-                outcome = Outcome.UPDATED if merge.changes else Outcome.UNCHANGED
-                detail = ", ".join(merge.changes)
-            results.append(self._result(seed, outcome, detail, conflict_fields=merge.conflicts, article_id=article.pk))
-        Article.objects.bulk_update(
-            changed,
-            fields=[
-                "title", "summary", "body", "source", "cited_source", "seed_sha256", "imported_fields",
-                "imported_at", "edited_since_import", "version", "updated_at",
-            ],
-        )
-        record_revisions(
-            [article.seed_identity for (_seed, article, merge) in to_update if merge.changes],
-            history_type="~",
-            user=self.options.importer,
-            reason="Updated by seed import",
-            when=self.now,
-        )
-        self._record_conflicts(to_update)
-        return results
 
-    def _record_conflicts(self, to_update) -> None:
-        """Keep each merged article's pending conflicts equal to what this merge found.
-
-        A newer seed replaces a pending incoming value; a seed that no longer disagrees with the
-        editor (or ``--overwrite``) clears the conflict.
-        """
-        settled = [article.pk for _seed, article, merge in to_update if not merge.conflicts]
-        if settled:
-            ImportConflict.objects.filter(article_id__in=settled).delete()
-        pending = []
-        for seed, article, merge in to_update:
-            if not merge.conflicts:
-                continue
-            ImportConflict.objects.filter(article=article).exclude(field__in=merge.conflicts).delete()
-            incoming = seed.article.field_values()
-            pending += [
-                ImportConflict(
-                    article=article,
-                    field=name,
-                    base_value=(article.imported_fields or {}).get(name),
-                    incoming_value=incoming[name],
-                    seed_path=display_path(seed.path),
-                    run=self.options.run,
-                    detected_at=self.now,
-                )
-                for name in merge.conflicts
-            ]
-        if pending:
-            ImportConflict.objects.bulk_create(
-                pending,
-                update_conflicts=True,
-                unique_fields=["article", "field"],
-                update_fields=["base_value", "incoming_value", "seed_path", "run", "detected_at"],
+def _update(to_update, sources, options: _Options, *, now: datetime) -> list[FileResult]:
+    if not to_update:
+        return []
+    results, changed = [], []
+    for seed, article, merge in to_update:
+        apply_seed_values(article, merge.changes, sources)
+        article.seed_sha256 = seed.article.sha256
+        article.imported_fields = merge.baseline
+        article.imported_at = now
+        if options.overwrite:
+            article.edited_since_import = False
+        if merge.changes:
+            article.version += 1
+            article.updated_at = now
+        changed.append(article)
+        if merge.conflicts:
+            outcome = Outcome.CONFLICT
+            detail = (
+                "editor's changes kept for " + ", ".join(merge.conflicts)
+                + "; the seed's values wait in the admin's import conflicts (or use --overwrite)"
             )
+        else:
+            outcome = Outcome.UPDATED if merge.changes else Outcome.UNCHANGED
+            detail = ", ".join(merge.changes)
+        results.append(_file_result(seed, outcome, detail, conflict_fields=merge.conflicts, article_id=article.pk))
+    bulk_writes.update_articles(
+        changed,
+        fields=[
+            "title", "summary", "body", "source", "cited_source", "seed_sha256", "imported_fields",
+            "imported_at", "edited_since_import", "version", "updated_at",
+        ],
+        revised=[article for (_seed, article, merge) in to_update if merge.changes],
+        user=options.importer,
+        reason="Updated by seed import",
+        when=now,
+    )
+    _record_conflicts(to_update, options, now=now)
+    return results
 
-    @staticmethod
-    def _result(seed: _Seed, outcome: Outcome, detail: str = "", *, conflict_fields=(), article_id=None) -> FileResult:
-        return FileResult(
-            path=seed.path,
-            outcome=outcome,
-            detail=detail,
-            warnings=seed.article.warnings,
-            conflict_fields=tuple(conflict_fields),
-            article_id=article_id,
+
+def _record_conflicts(to_update, options: _Options, *, now: datetime) -> None:
+    """Keep each merged article's pending conflicts equal to what this merge found.
+
+    A newer seed replaces a pending incoming value; a seed that no longer disagrees with the
+    editor (or ``--overwrite``) clears the conflict.
+    """
+    settled = [article.pk for _seed, article, merge in to_update if not merge.conflicts]
+    if settled:
+        ImportConflict.objects.filter(article_id__in=settled).delete()
+    pending = []
+    for seed, article, merge in to_update:
+        if not merge.conflicts:
+            continue
+        ImportConflict.objects.filter(article=article).exclude(field__in=merge.conflicts).delete()
+        incoming = seed.article.field_values()
+        pending += [
+            ImportConflict(
+                article=article,
+                field=name,
+                base_value=(article.imported_fields or {}).get(name),
+                incoming_value=incoming[name],
+                seed_path=display_path(seed.path),
+                run=options.run,
+                detected_at=now,
+            )
+            for name in merge.conflicts
+        ]
+    if pending:
+        ImportConflict.objects.bulk_create(
+            pending,
+            update_conflicts=True,
+            unique_fields=["article", "field"],
+            update_fields=["base_value", "incoming_value", "seed_path", "run", "detected_at"],
         )
+
+
+def _file_result(seed: _Seed, outcome: Outcome, detail: str = "", *, conflict_fields=(), article_id=None) -> FileResult:
+    return FileResult(
+        path=seed.path,
+        outcome=outcome,
+        detail=detail,
+        warnings=seed.article.warnings,
+        conflict_fields=tuple(conflict_fields),
+        article_id=article_id,
+    )
 
 
 def apply_seed_values(article: Article, values: dict[str, str | None], sources: dict[str, Source]) -> None:
@@ -646,7 +586,7 @@ class _RunRecorder:
         The waiting rows are dropped by :meth:`committed` once that transaction has committed, so a
         batch that fails and is retried file by file does not lose them.
         """
-        insert_rows(ImportOutcome, self.pending + self._rows(results))
+        bulk_writes.insert_rows(ImportOutcome, self.pending + self._rows(results))
         counts = self.summary.counts.copy()
         for result in results:
             counts[result.outcome] += 1
@@ -854,7 +794,8 @@ def _write_batch(batch: list[_Seed], *, report, options: _Options, recorder: _Ru
 
 def _write_in_transaction(seeds: list[_Seed], options: _Options, recorder: _RunRecorder | None) -> list[FileResult]:
     with transaction.atomic():
-        results = _Batch(seeds, options).run()
+        existing, known_hashes = _look_up(seeds)
+        results = _write_plan(plan_batch(seeds, existing=existing, known_hashes=known_hashes, options=options), options)
         if recorder:
             recorder.write(results)
     if recorder:

@@ -29,7 +29,7 @@ class SecurityHeadersMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.csp = build_csp(settings.CONTENT_SECURITY_POLICY)
+        self.csp = build_csp(settings.NEWSROOM_CONTENT_SECURITY_POLICY)
 
     def __call__(self, request):
         response = self.get_response(request)

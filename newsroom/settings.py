@@ -6,6 +6,7 @@ that a local restart does not log everybody out. Production (``DJANGO_ENV=produc
 start without a real secret key instead of inventing one.
 """
 
+import math
 import os
 import secrets
 from datetime import timedelta
@@ -29,6 +30,20 @@ def env_bool(name: str, default: bool) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use 1/0, true/false, yes/no, on/off).")
+
+
+def env_number(name: str, default: float, *, kind: type = int, minimum: float = 0) -> float:
+    """Read a number; a malformed or too small value names the variable instead of a bare traceback."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return kind(default)
+    try:
+        number = kind(value.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not {'an integer' if kind is int else 'a number'}.") from None
+    if not math.isfinite(number) or number < minimum:
+        raise ImproperlyConfigured(f"{name}={value!r} must be at least {minimum}.")
+    return number
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -159,7 +174,7 @@ DEFAULT_DATABASE_URL = f"sqlite:///{VAR_DIR / 'newsroom.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
-        conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", "60")),
+        conn_max_age=env_number("DJANGO_CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )
 }
@@ -204,14 +219,14 @@ else:
             # Per worker process; when full, the least recently used third is dropped.
             # ~300 rendered pages (about 10 MB) keep the hot pages without letting a
             # worker's memory grow by a quarter (the soak test's 20% bound failed at 1,000).
-            "OPTIONS": {"MAX_ENTRIES": int(os.environ.get("NEWSROOM_LOCAL_CACHE_ENTRIES", "300"))},
+            "OPTIONS": {"MAX_ENTRIES": env_number("NEWSROOM_LOCAL_CACHE_ENTRIES", 300, minimum=1)},
         }
     }
 
 # --- Public page cache and conditional GET (articles/caching.py) ----------------------------
 NEWSROOM_PAGE_CACHE = env_bool("NEWSROOM_PAGE_CACHE", True)  # 0: render every page (benchmarks)
-NEWSROOM_PAGE_MAX_AGE = int(os.environ.get("NEWSROOM_PAGE_MAX_AGE", "60"))  # browsers and proxies
-NEWSROOM_PAGE_CACHE_TIMEOUT = int(os.environ.get("NEWSROOM_PAGE_CACHE_TIMEOUT", "600"))  # server cache
+NEWSROOM_PAGE_MAX_AGE = env_number("NEWSROOM_PAGE_MAX_AGE", 60)  # browsers and proxies
+NEWSROOM_PAGE_CACHE_TIMEOUT = env_number("NEWSROOM_PAGE_CACHE_TIMEOUT", 600)  # server cache
 # Part of every cache key and ETag, so a deploy with new templates never serves old renderings.
 # Unset: a fingerprint of the project's templates and code, the same on every host.
 NEWSROOM_RELEASE = os.environ.get("NEWSROOM_RELEASE", "")
@@ -233,8 +248,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # must come first: refuses locked-out credentials
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = int(os.environ.get("NEWSROOM_LOGIN_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("NEWSROOM_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_FAILURE_LIMIT = env_number("NEWSROOM_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_number("NEWSROOM_LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["ip_address", "username"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "lockout.html"
@@ -258,7 +273,7 @@ STORAGES = {
 SEEDS_DIR = BASE_DIR / "seeds"
 # A seed file modified less than this many seconds ago is taken to be still being written and is
 # left for the next import (see articles/seed_files.py).
-NEWSROOM_IMPORT_SETTLE_SECONDS = float(os.environ.get("NEWSROOM_IMPORT_SETTLE_SECONDS", "1"))
+NEWSROOM_IMPORT_SETTLE_SECONDS = env_number("NEWSROOM_IMPORT_SETTLE_SECONDS", 1, kind=float)
 
 # --- Background work: Django's task framework (the django-tasks backport on 5.2) -------------
 # By default tasks are rows in this database, run by `manage.py db_worker` (no extra service; works
@@ -274,22 +289,22 @@ else:
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 # A folder a wire service drops seed files into; a periodic task imports new and changed files.
 NEWSROOM_INBOX = os.environ.get("NEWSROOM_INBOX", "")
-NEWSROOM_INBOX_INTERVAL = float(os.environ.get("NEWSROOM_INBOX_INTERVAL", "30"))  # seconds between passes
+NEWSROOM_INBOX_INTERVAL = env_number("NEWSROOM_INBOX_INTERVAL", 30, kind=float, minimum=1)  # seconds between passes
 # Seed files and zips uploaded in the admin are unpacked here, one folder per run, removed afterwards.
 # Workers on other machines need it on shared storage (README).
 NEWSROOM_UPLOAD_DIR = Path(os.environ.get("NEWSROOM_UPLOAD_DIR", VAR_DIR / "uploads"))
-NEWSROOM_UPLOAD_MAX_BYTES = int(os.environ.get("NEWSROOM_UPLOAD_MAX_BYTES", str(50 * 1024 * 1024)))
-NEWSROOM_UPLOAD_MAX_FILES = int(os.environ.get("NEWSROOM_UPLOAD_MAX_FILES", "20000"))
+NEWSROOM_UPLOAD_MAX_BYTES = env_number("NEWSROOM_UPLOAD_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
+NEWSROOM_UPLOAD_MAX_FILES = env_number("NEWSROOM_UPLOAD_MAX_FILES", 20000, minimum=1)
 # A running import that has not reported progress for this long lost its worker (killed, crashed).
-NEWSROOM_IMPORT_STALE_SECONDS = float(os.environ.get("NEWSROOM_IMPORT_STALE_SECONDS", "120"))
+NEWSROOM_IMPORT_STALE_SECONDS = env_number("NEWSROOM_IMPORT_STALE_SECONDS", 120, kind=float, minimum=1)
 # The public site's address, for absolute links in webhook payloads (e.g. https://news.example.com).
 NEWSROOM_SITE_URL = os.environ.get("NEWSROOM_SITE_URL", "")
 # Webhooks: how often the site looks for articles published, changed or unpublished (and for
 # scheduled articles whose time has come), and how deliveries retry.
-NEWSROOM_WEBHOOK_INTERVAL = float(os.environ.get("NEWSROOM_WEBHOOK_INTERVAL", "10"))
-NEWSROOM_WEBHOOK_TIMEOUT = float(os.environ.get("NEWSROOM_WEBHOOK_TIMEOUT", "10"))
-NEWSROOM_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("NEWSROOM_WEBHOOK_MAX_ATTEMPTS", "8"))
-NEWSROOM_WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("NEWSROOM_WEBHOOK_RETRY_BASE_SECONDS", "30"))
+NEWSROOM_WEBHOOK_INTERVAL = env_number("NEWSROOM_WEBHOOK_INTERVAL", 10, kind=float, minimum=1)
+NEWSROOM_WEBHOOK_TIMEOUT = env_number("NEWSROOM_WEBHOOK_TIMEOUT", 10, kind=float, minimum=1)
+NEWSROOM_WEBHOOK_MAX_ATTEMPTS = env_number("NEWSROOM_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+NEWSROOM_WEBHOOK_RETRY_BASE_SECONDS = env_number("NEWSROOM_WEBHOOK_RETRY_BASE_SECONDS", 30, kind=float)
 
 # --- Logging: to stderr, so gunicorn and systemd collect it ---------------------------------
 LOGGING = {
@@ -306,7 +321,7 @@ SECURE_SSL_REDIRECT = HTTPS
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
-SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 31536000 if HTTPS else 0))
+SECURE_HSTS_SECONDS = env_number("DJANGO_HSTS_SECONDS", 31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 if env_bool("DJANGO_BEHIND_PROXY", HTTPS):
@@ -315,11 +330,12 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 X_FRAME_OPTIONS = "DENY"
 
-# Content-Security-Policy, sent on every response by newsroom.middleware.SecurityHeadersMiddleware.
+# Content-Security-Policy, sent on every response by newsroom.middleware.SecurityHeadersMiddleware
+# (our own setting name: django-csp reads CONTENT_SECURITY_POLICY in another shape).
 # Scripts and styles only from our own origin: no inline script, no inline style, no eval. A JSON-LD
 # <script type="application/ld+json"> block is data that browsers never execute, so it needs no
 # exception. frame-ancestors repeats X-Frame-Options for browsers that only read CSP.
-CONTENT_SECURITY_POLICY = {
+NEWSROOM_CONTENT_SECURITY_POLICY = {
     "default-src": ["'self'"],
     "script-src": ["'self'"],
     "style-src": ["'self'"],
@@ -332,4 +348,4 @@ CONTENT_SECURITY_POLICY = {
     "frame-ancestors": ["'none'"],
 }
 if HTTPS:
-    CONTENT_SECURITY_POLICY["upgrade-insecure-requests"] = []
+    NEWSROOM_CONTENT_SECURITY_POLICY["upgrade-insecure-requests"] = []

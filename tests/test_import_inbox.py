@@ -100,7 +100,7 @@ def test_a_run_that_crashes_is_marked_failed(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(importing._Batch, "run", broken)
+    monkeypatch.setattr(importing, "_write_plan", broken)
     with pytest.raises(RuntimeError):
         run(tmp_path)
     failed = ImportRun.objects.get()

@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from articles import importing
+from articles import bulk_writes, importing
 from articles.importing import Outcome, import_seeds, merge_fields
 from articles.models import Article, ContentVersion, Source
 from articles.search import search_articles
@@ -259,14 +259,14 @@ def test_database_failure_in_a_batch_is_retried_file_by_file(tmp_path, monkeypat
     for number in range(4):
         write(tmp_path, f"{number}.txt", seed_text(title=f"Story {number}"))
     write(tmp_path, "boom.txt", seed_text(title="Boom"))
-    real_insert = importing.insert_rows
+    real_insert = bulk_writes.insert_rows
 
     def failing_insert(model, rows):
         if any(row.get("title") == "Boom" for row in rows):
             raise IntegrityError("simulated constraint failure")
         real_insert(model, rows)
 
-    monkeypatch.setattr(importing, "insert_rows", failing_insert)
+    monkeypatch.setattr(bulk_writes, "insert_rows", failing_insert)
     stdout, stderr, status = run(tmp_path)
     assert status == 1
     assert "boom.txt: database error: simulated constraint failure" in stderr

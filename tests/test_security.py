@@ -81,7 +81,7 @@ def test_static_files_carry_the_headers_too(settings):
 
 
 def test_policy_never_allows_inline_or_eval():
-    policy = build_csp(settings.CONTENT_SECURITY_POLICY)
+    policy = build_csp(settings.NEWSROOM_CONTENT_SECURITY_POLICY)
     assert "unsafe-inline" not in policy
     assert "unsafe-eval" not in policy
     assert "*" not in policy

@@ -89,7 +89,7 @@ def test_plain_http_only_through_the_explicit_variable(tmp_path):
     values = setting(
         tmp_path,
         "settings.SECURE_SSL_REDIRECT, settings.SESSION_COOKIE_SECURE, settings.SECURE_HSTS_SECONDS, "
-        "'upgrade-insecure-requests' in settings.CONTENT_SECURITY_POLICY",
+        "'upgrade-insecure-requests' in settings.NEWSROOM_CONTENT_SECURITY_POLICY",
         DJANGO_HTTPS="0",
     )
     assert values == "False False 0 False"
@@ -143,6 +143,11 @@ def test_local_use_generates_and_keeps_a_secret_key(tmp_path):
         ({"DJANGO_HTTPS": "maybe"}, "DJANGO_HTTPS='maybe' is not a boolean"),
         ({"NEWSROOM_PAGE_CACHE": "nope"}, "NEWSROOM_PAGE_CACHE='nope' is not a boolean"),
         ({"CACHE_URL": "memcached://127.0.0.1:11211"}, "CACHE_URL must be a redis://"),
+        ({"NEWSROOM_PAGE_MAX_AGE": "abc"}, "NEWSROOM_PAGE_MAX_AGE='abc' is not an integer"),
+        ({"DJANGO_CONN_MAX_AGE": "1.5"}, "DJANGO_CONN_MAX_AGE='1.5' is not an integer"),
+        ({"NEWSROOM_WEBHOOK_INTERVAL": "0"}, "NEWSROOM_WEBHOOK_INTERVAL='0' must be at least 1"),
+        ({"NEWSROOM_IMPORT_SETTLE_SECONDS": "nan"}, "NEWSROOM_IMPORT_SETTLE_SECONDS='nan' must be at least 0"),
+        ({"NEWSROOM_UPLOAD_MAX_FILES": "-5"}, "NEWSROOM_UPLOAD_MAX_FILES='-5' must be at least 1"),
     ],
 )
 def test_bad_values_stop_startup_with_a_message(tmp_path, env, message):
