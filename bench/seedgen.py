@@ -1,6 +1,6 @@
 """Generate N seed-format files for benchmarks and load tests.
 
-    python bench/seedgen.py DIR N [--seed 0]
+    python bench/seedgen.py DIR N [--seed 0] [--days 365]
 
 Titles, publishers, outlets and bodies vary (a few hundred publishers, realistic paragraph counts),
 so slugs, sources and full-text search behave as they would on a real corpus.
@@ -59,8 +59,9 @@ def main():
     parser.add_argument("directory", type=Path)
     parser.add_argument("count", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--days", type=int, default=365, help="spread publication times over this many past days")
     args = parser.parse_args()
-    write_seeds(args.directory, args.count, seed=args.seed)
+    write_seeds(args.directory, args.count, seed=args.seed, spread_days=args.days)
     print(f"wrote {args.count} seed files to {args.directory}")
 
 
